@@ -1,0 +1,539 @@
+"""Jobs and their lifecycle: identity, run directory, resume, preemption.
+
+A job is a class with a ``CONFIG`` dataclass and a ``run()`` method:
+
+- :class:`BasicJob` runs once; it may report progress and react to preemption.
+- :class:`CheckpointedJob` can save and restore checkpoints in its run directory.
+- :class:`RestoreableJob` resumes itself: :meth:`RestoreableJob.resume_state` hands it
+  the newest complete checkpoint (or the one ``theseus restore`` chose).
+
+:func:`run_job` is what ``theseus run`` and ``quick()`` call: it takes the run's lock,
+decides between a fresh start, a resume and "already completed", writes ``config.yaml``,
+``job.json`` and ``status.json``, installs the SIGTERM/SIGUSR1 handlers, keeps a
+heartbeat, and records how the job ended.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, ClassVar, Generic, TypeVar
+
+from omegaconf import DictConfig
+
+import theseus
+from theseus.checkpoint import CheckpointConfig, CheckpointManager, complete_steps
+from theseus.config import configuration, configure, missing_keys, to_tree, to_yaml
+from theseus.errors import ConfigError, Preempted, TheseusError
+from theseus.fsio import atomic_write_json, atomic_write_text
+from theseus.rundir import RunDirectory, now
+
+C = TypeVar("C")
+
+EXIT_OK = 0
+EXIT_USER_ERROR = 2
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: state saved, run again to resume
+HEARTBEAT_S = 10.0
+
+log = logging.getLogger("theseus")
+
+
+@dataclass(frozen=True)
+class ExecutionSpec:
+    """Where and under which identity a job runs."""
+
+    name: str
+    root: Path
+    project: str = "default"
+    group: str = "default"
+
+    @property
+    def run(self) -> RunDirectory:
+        """The run directory object."""
+        return RunDirectory.of(self.root, self.name, self.project, self.group)
+
+    @property
+    def run_dir(self) -> Path:
+        """``root/runs/<project>/<group>/<name>``."""
+        return self.run.path
+
+    @property
+    def data_dir(self) -> Path:
+        """``root/data``: tokenized datasets shared by every run under this root."""
+        return Path(self.root) / "data"
+
+
+class BasicJob(Generic[C]):
+    """A unit of work with a config dataclass (``CONFIG``) hydrated into ``self.args``."""
+
+    CONFIG: ClassVar[type[Any]]
+    #: True when the job checks :meth:`stop_requested` and saves before stopping; otherwise
+    #: a preemption signal stops it at once with :class:`Preempted`.
+    HANDLES_PREEMPTION: ClassVar[bool] = False
+
+    def __init__(self, spec: ExecutionSpec) -> None:
+        self.spec = spec
+        self.args: C = configure(self.CONFIG)
+        self.log = log
+        self._status: _StatusWriter | None = None
+        self._stop = threading.Event()
+
+    @classmethod
+    def config(cls) -> list[type[Any]]:
+        """The classes whose fields make up this job's config schema."""
+        return [cls.CONFIG]
+
+    @classmethod
+    def describe(cls) -> str:
+        """The first line of the class docstring."""
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+    @property
+    def run_dir(self) -> RunDirectory:
+        """This job's run directory."""
+        return self.spec.run
+
+    def run(self) -> None:
+        """Do the job's work."""
+        raise NotImplementedError
+
+    def report(self, step: int, **info: Any) -> None:
+        """Record progress: ``step`` (and any extra fields) go into status.json."""
+        if self._status is not None:
+            self._status.update(step=step, **info)
+
+    def stop_requested(self) -> bool:
+        """True once SIGTERM/SIGUSR1 arrived: save state and raise :class:`Preempted`."""
+        return self._stop.is_set()
+
+    def request_stop(self) -> None:
+        """Ask the job to stop at its next step boundary (what the signal handler calls)."""
+        self._stop.set()
+
+
+class CheckpointedJob(BasicJob[C]):
+    """A job that saves and restores checkpoints under its run directory."""
+
+    HANDLES_PREEMPTION: ClassVar[bool] = True
+
+    def __init__(self, spec: ExecutionSpec) -> None:
+        super().__init__(spec)
+        self.checkpoint_config: CheckpointConfig = configure(CheckpointConfig)
+        self._checkpoints: CheckpointManager | None = None
+
+    @classmethod
+    def config(cls) -> list[type[Any]]:
+        """The job's own config plus the checkpoint policy."""
+        return [*super().config(), CheckpointConfig]
+
+    @property
+    def checkpoints(self) -> CheckpointManager:
+        """The run's checkpoint manager (created on first use)."""
+        if self._checkpoints is None:
+            self._checkpoints = CheckpointManager.from_config(
+                self.run_dir.checkpoints_dir, self.checkpoint_config
+            )
+        return self._checkpoints
+
+    def should_checkpoint(self, step: int) -> bool:
+        """True when the interval policy asks for a checkpoint after ``step``."""
+        every = self.checkpoint_config.every_steps
+        return bool(every) and step % int(every or 1) == 0
+
+    def save(self, step: int, state: Any, meta: dict[str, Any] | None = None) -> None:
+        """Save ``state`` as checkpoint ``step`` (asynchronously when configured)."""
+        self.checkpoints.save(step, state, meta)
+        self.report(step, checkpoint_step=step)
+
+    def restore(self, template: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
+        """Restore checkpoint ``step`` (default newest) shaped like ``template``."""
+        return self.checkpoints.restore(template, step)
+
+    def close(self) -> None:
+        """Wait for pending checkpoint writes."""
+        if self._checkpoints is not None:
+            self._checkpoints.close()
+
+
+class RestoreableJob(CheckpointedJob[C]):
+    """A checkpointed job that resumes from its newest (or a chosen) checkpoint."""
+
+    #: set by :func:`run_job` when ``theseus restore`` names a step
+    restore_step: int | None = None
+
+    def resume_state(self, template: Any) -> tuple[Any, dict[str, Any]] | None:
+        """The state to continue from, or ``None`` for a fresh start."""
+        step = self.restore_step if self.restore_step is not None else self.checkpoints.latest_step()
+        if step is None:
+            return None
+        state, meta = self.restore(template, step)
+        if _is_primary():
+            self.run_dir.truncate_metrics(step)
+        self.log.info("resuming %s from checkpoint step %d", self.spec.name, step)
+        return state, meta
+
+    @classmethod
+    def from_checkpoint(cls, spec: ExecutionSpec, step: int) -> int:
+        """Roll run ``spec`` back to checkpoint ``step`` and continue it; returns the exit code."""
+        return restore_run(spec, step)
+
+
+# --------------------------------------------------------------------------- running
+
+
+class _StatusWriter:
+    """Keeps status.json current: throttled step updates plus a heartbeat thread."""
+
+    def __init__(self, run: RunDirectory, base: dict[str, Any]) -> None:
+        self.run = run
+        self.state = dict(base)
+        self._lock = threading.Lock()
+        self._last_write = 0.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="theseus-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self.write()
+        self._thread.start()
+
+    def update(self, **fields: Any) -> None:
+        with self._lock:
+            self.state.update(fields)
+            due = now() - self._last_write >= 1.0
+        if due:
+            self.write()
+
+    def write(self) -> None:
+        with self._lock:
+            self.state["heartbeat"] = now()
+            self._last_write = now()
+            record = dict(self.state)
+        if _is_primary():
+            atomic_write_json(self.run.status_path, record)
+
+    def _beat(self) -> None:
+        while not self._done.wait(HEARTBEAT_S):
+            self.write()
+
+    def finish(self, **fields: Any) -> None:
+        self._done.set()
+        with self._lock:
+            self.state.update(fields)
+        self.write()
+
+
+def _is_primary() -> bool:
+    if "jax" not in sys.modules:
+        return True
+    import jax
+
+    try:
+        return bool(jax.process_index() == 0)
+    except Exception:
+        return True
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {"python": platform.python_version(), "theseus": theseus.__version__}
+    for pkg in ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def resolve_job(job: str | type[BasicJob[Any]]) -> tuple[str, type[BasicJob[Any]]]:
+    """``(key, class)`` for a registry key or a job class."""
+    from theseus.registry import JOBS
+
+    if isinstance(job, str):
+        return job, JOBS[job]
+    for key, cls in JOBS.items():
+        if cls is job:
+            return key, job
+    return f"{job.__module__}.{job.__qualname__}", job
+
+
+def validate(job_cls: type[BasicJob[Any]], cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` unless ``cfg`` fully configures ``job_cls``."""
+    tree = to_tree(cfg)
+    missing = missing_keys({k: v for k, v in tree.items() if k not in ("job", "request")})
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise ConfigError(f"config key(s) without a value: {shown}; set them in the YAML or as key=value")
+    for cls in job_cls.config():
+        configure(cls, cfg)
+
+
+def _config_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    from theseus.config import _flatten
+
+    a = _flatten({k: v for k, v in old.items() if k != "request"})
+    b = _flatten({k: v for k, v in new.items() if k != "request"})
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+def _archive(run: RunDirectory) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dest = run.path.parent / ".archive" / f"{run.name}-{stamp}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while dest.exists():
+        dest = dest.with_name(f"{run.name}-{stamp}-{n}")
+        n += 1
+    os.replace(run.path, dest)
+    return dest
+
+
+class _Signals:
+    """Route SIGTERM/SIGUSR1 to a job: a stop request first, an immediate stop on repeat."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+    def __init__(self, job: BasicJob[Any]) -> None:
+        self.job = job
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.job.HANDLES_PREEMPTION and not self.job.stop_requested():
+            log.warning("%s received: saving at the next step boundary", name)
+            self.job.request_stop()
+            return
+        raise Preempted(f"{name} received")
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+class _RunLog:
+    """Copy the ``theseus`` logger into the run's log.txt while the job runs."""
+
+    def __init__(self, path: Path) -> None:
+        self.handler = logging.FileHandler(path)
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+
+    def __enter__(self) -> None:
+        log.addHandler(self.handler)
+        if log.level == logging.NOTSET or log.level > logging.INFO:
+            log.setLevel(logging.INFO)
+
+    def __exit__(self, *exc: object) -> None:
+        log.removeHandler(self.handler)
+        self.handler.close()
+
+
+@dataclass
+class RunOutcome:
+    """How :func:`run_job` ended."""
+
+    state: str
+    exit_code: int
+    run_dir: Path
+    message: str = ""
+
+
+def run_job(
+    job: str | type[BasicJob[Any]],
+    cfg: DictConfig,
+    spec: ExecutionSpec,
+    *,
+    fresh: bool = False,
+    restore_step: int | None = None,
+    argv: Sequence[str] | None = None,
+) -> RunOutcome:
+    """Run ``job`` with ``cfg`` as run ``spec``: start, resume, or report it completed.
+
+    Raises :class:`TheseusError` for user mistakes before anything is written.
+    """
+    key, job_cls = resolve_job(job)
+    validate(job_cls, cfg)
+    tree = to_tree(cfg)
+    tree["job"] = key
+    run = spec.run
+    with run.lock() as previous_holder:
+        if previous_holder and previous_holder.get("pid"):
+            log.info("took over the lock of dead process %s", previous_holder.get("pid"))
+        resumed = False
+        if run.path.exists() and fresh:
+            dest = _archive(run)
+            log.info("--fresh: moved the previous run to %s", dest)
+        elif run.exists():
+            status = run.read_status() or {}
+            old = _load_tree(run)
+            diff = _config_diff(old, tree)
+            if diff and restore_step is None:
+                shown = ", ".join(diff[:5]) + (" ..." if len(diff) > 5 else "")
+                raise ConfigError(
+                    f"run {spec.name} already exists with a different config ({shown}); "
+                    "use --fresh to start over or choose another name"
+                )
+            if status.get("state") == "completed" and restore_step is None:
+                msg = f"run {spec.name} already completed (step {status.get('step', '-')}); use --fresh to start over"
+                log.info(msg)
+                return RunOutcome("completed", EXIT_OK, run.path, msg)
+            resumed = True
+        return _execute(key, job_cls, cfg, tree, spec, resumed, restore_step, argv)
+
+
+def _load_tree(run: RunDirectory) -> dict[str, Any]:
+    from theseus.config import load_yaml
+
+    try:
+        return load_yaml(run.config_path)
+    except TheseusError:
+        return {}
+
+
+def _execute(
+    key: str,
+    job_cls: type[BasicJob[Any]],
+    cfg: DictConfig,
+    tree: dict[str, Any],
+    spec: ExecutionSpec,
+    resumed: bool,
+    restore_step: int | None,
+    argv: Sequence[str] | None,
+) -> RunOutcome:
+    run = spec.run
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.results_dir.mkdir(exist_ok=True)
+    previous = run.read_status() or {}
+    if _is_primary():
+        run.write_config(to_yaml(tree))
+        identity = run.read_job() or {"created_at": now()}
+        identity.update(
+            job=key,
+            name=spec.name,
+            project=spec.project,
+            group=spec.group,
+            root=str(Path(spec.root).resolve()),
+            host=socket.gethostname(),
+            git_commit=_git_commit(),
+            versions=_versions(),
+            argv=list(argv) if argv is not None else sys.argv,
+        )
+        atomic_write_json(run.job_path, identity)
+    status = _StatusWriter(
+        run,
+        {
+            "state": "running",
+            "job": key,
+            "name": spec.name,
+            "project": spec.project,
+            "group": spec.group,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started_at": now(),
+            "ended_at": None,
+            "step": previous.get("step") if resumed else None,
+            "attempt": int(previous.get("attempt", 0)) + 1 if resumed else 1,
+            "error": None,
+        },
+    )
+    status.start()
+    job_obj: BasicJob[Any] | None = None
+    with _RunLog(run.log_path):
+        log.info("%s %s (job %s) in %s", "resuming" if resumed else "starting", spec.name, key, run.path)
+        try:
+            with configuration(cfg):
+                job_obj = job_cls(spec)
+                job_obj._status = status
+                if isinstance(job_obj, RestoreableJob):
+                    job_obj.restore_step = restore_step
+                with _Signals(job_obj):
+                    job_obj.run()
+                    if isinstance(job_obj, CheckpointedJob):
+                        job_obj.close()
+        except Preempted as exc:
+            _close_quietly(job_obj)
+            status.finish(state="preempted", ended_at=now(), error=str(exc) or None)
+            log.warning("run %s preempted; run the same command again to resume", spec.name)
+            return RunOutcome("preempted", EXIT_PREEMPTED, run.path, str(exc))
+        except KeyboardInterrupt:
+            _close_quietly(job_obj)
+            status.finish(state="failed", ended_at=now(), error="interrupted")
+            raise
+        except BaseException as exc:
+            _close_quietly(job_obj)
+            status.finish(state="failed", ended_at=now(), error=f"{type(exc).__name__}: {exc}")
+            log.error("run %s failed: %s: %s", spec.name, type(exc).__name__, exc)
+            raise
+        status.finish(state="completed", ended_at=now())
+        log.info("run %s completed", spec.name)
+    return RunOutcome("completed", EXIT_OK, run.path)
+
+
+def _close_quietly(job: BasicJob[Any] | None) -> None:
+    if isinstance(job, CheckpointedJob):
+        try:
+            job.close()
+        except Exception as exc:  # a failing close must not hide the original error
+            log.error("while closing checkpoints: %s", exc)
+
+
+def restore_run(spec: ExecutionSpec, step: int, *, argv: Sequence[str] | None = None) -> int:
+    """Continue run ``spec`` from checkpoint ``step``; newer checkpoints are set aside.
+
+    The checkpoints after ``step`` move to ``checkpoints/.superseded-<time>/`` (never
+    deleted), then the job runs again with the run's own ``config.yaml``.
+    """
+    from theseus.config import load_yaml, resolve
+
+    run = spec.run
+    if not run.exists():
+        raise TheseusError(f"no run {spec.name} under {run.path.parent}")
+    steps = complete_steps(run.checkpoints_dir)
+    if step not in steps:
+        have = ", ".join(map(str, steps)) or "none"
+        raise TheseusError(f"run {spec.name} has no checkpoint at step {step} (have: {have})")
+    tree = load_yaml(run.config_path)
+    key = tree.get("job")
+    if not isinstance(key, str):
+        raise ConfigError(f"{run.config_path} names no job")
+    _, job_cls = resolve_job(key)
+    cfg = resolve(job_cls.config(), ({k: v for k, v in tree.items()}, f" in {run.config_path}"))
+    with run.lock():
+        newer = [s for s in steps if s > step]
+        if newer:
+            aside = run.checkpoints_dir / f".superseded-{time.strftime('%Y%m%d-%H%M%S')}"
+            aside.mkdir(parents=True, exist_ok=True)
+            for s in newer:
+                shutil.move(str(run.checkpoints_dir / str(s)), str(aside / str(s)))
+            log.info("moved checkpoints %s aside to %s", newer, aside)
+        atomic_write_text(run.checkpoints_dir / "latest", f"{step}\n")
+    outcome = run_job(key, cfg, spec, restore_step=step, argv=argv)
+    return outcome.exit_code

@@ -1,0 +1,194 @@
+"""Registries of jobs, datasets, evaluations, optimizers and schedules.
+
+Built-in entries are registered by plain assignment in their packages
+(``JOBS["gpt/train/pretrain"] = PretrainGPT`` in ``theseus/experiments/__init__.py``).
+User code adds entries from a module or file given with ``--load`` or from an installed
+package's ``theseus.plugins`` entry point. An optional module that fails to import is
+recorded with its reason (:meth:`Registry.optional`) instead of breaking the registry.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.metadata
+import importlib.util
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from theseus.errors import TheseusError
+
+V = TypeVar("V")
+
+PLUGIN_GROUP = "theseus.plugins"
+
+
+class Registry(Generic[V]):
+    """A named mapping from string keys to classes or factories.
+
+    Unknown keys raise :class:`TheseusError` with the closest known key. Keys whose
+    module failed to import are listed in :attr:`broken` with the reason.
+    """
+
+    def __init__(self, kind: str, builtins: tuple[str, ...] = ()) -> None:
+        self.kind = kind
+        self._entries: dict[str, V] = {}
+        self.broken: dict[str, str] = {}
+        self._builtins = builtins
+        self._loaded = False
+
+    # ---- loading
+    def _ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        for module in self._builtins:
+            try:
+                importlib.import_module(module)
+            except Exception as exc:  # an optional dependency missing must not break the rest
+                self.broken[f"<{module}>"] = _reason(exc)
+        load_plugins()
+
+    # ---- mapping API
+    def __setitem__(self, key: str, value: V) -> None:
+        self._entries[key] = value
+        self.broken.pop(key, None)
+
+    def __getitem__(self, key: str) -> V:
+        self._ensure_loaded()
+        if key in self._entries:
+            return self._entries[key]
+        if key in self.broken:
+            raise TheseusError(f"{self.kind} {key!r} is unavailable: {self.broken[key]}")
+        close = difflib.get_close_matches(key, list(self._entries), n=1, cutoff=0.5)
+        hint = (
+            f" (did you mean {close[0]}?)"
+            if close
+            else f"; see `theseus {self.kind}s`"
+            if self.kind == "job"
+            else ""
+        )
+        raise TheseusError(f"unknown {self.kind} {key!r}{hint}")
+
+    def get(self, key: str, default: V | None = None) -> V | None:
+        """The entry for ``key`` or ``default``."""
+        self._ensure_loaded()
+        return self._entries.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self._ensure_loaded()
+        return key in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        self._ensure_loaded()
+        return iter(sorted(self._entries))
+
+    def __len__(self) -> int:
+        self._ensure_loaded()
+        return len(self._entries)
+
+    def keys(self) -> list[str]:
+        """Sorted registered keys."""
+        self._ensure_loaded()
+        return sorted(self._entries)
+
+    def items(self) -> list[tuple[str, V]]:
+        """Sorted (key, entry) pairs."""
+        self._ensure_loaded()
+        return [(k, self._entries[k]) for k in sorted(self._entries)]
+
+    def register(self, key: str) -> Any:
+        """Decorator form of ``REGISTRY[key] = obj``."""
+
+        def deco(obj: V) -> V:
+            self[key] = obj
+            return obj
+
+        return deco
+
+    @contextmanager
+    def optional(self, *keys: str) -> Iterator[None]:
+        """Register ``keys`` inside the block; if the block fails to import, mark them broken."""
+        try:
+            yield
+        except Exception as exc:
+            for key in keys:
+                self.broken[key] = _reason(exc)
+
+
+def _reason(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        text += f" (install the package that provides {exc.name!r})"
+    return text
+
+
+JOBS: Registry[Any] = Registry("job", ("theseus.experiments",))
+DATASETS: Registry[Any] = Registry("dataset", ("theseus.data.datasets.registry",))
+EVALUATIONS: Registry[Any] = Registry("evaluation", ("theseus.evaluation.datasets",))
+OPTIMIZERS: Registry[Any] = Registry("optimizer", ("theseus.training.optimizers",))
+SCHEDULES: Registry[Any] = Registry("schedule", ("theseus.training.schedules",))
+
+ALL_REGISTRIES = (JOBS, DATASETS, EVALUATIONS, OPTIMIZERS, SCHEDULES)
+
+_plugins_loaded = False
+PLUGIN_ERRORS: dict[str, str] = {}
+
+
+def load_plugins() -> None:
+    """Import every ``theseus.plugins`` entry point once; failures are recorded, not raised."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP):
+        try:
+            obj = ep.load()
+            if callable(obj) and not isinstance(obj, type):
+                obj()
+        except Exception as exc:
+            PLUGIN_ERRORS[ep.name] = _reason(exc)
+
+
+def load_module(spec: str) -> None:
+    """Import a user module by dotted name or ``.py`` path so it can register entries.
+
+    The current directory is put on ``sys.path`` first. Raises :class:`TheseusError`
+    with the module's own error when it cannot be imported.
+    """
+    for registry in ALL_REGISTRIES:  # built-ins first, so user entries can replace them
+        registry._ensure_loaded()
+    cwd = str(Path.cwd())
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        if spec.endswith(".py") or "/" in spec:
+            path = Path(spec).resolve()
+            if not path.is_file():
+                raise TheseusError(f"--load {spec}: no such file")
+            name = f"theseus_user_{path.stem}_{abs(hash(str(path))) % 10**8}"
+            if name in sys.modules:
+                return
+            if str(path.parent) not in sys.path:
+                sys.path.insert(0, str(path.parent))
+            mod_spec = importlib.util.spec_from_file_location(name, path)
+            assert mod_spec is not None and mod_spec.loader is not None
+            module = importlib.util.module_from_spec(mod_spec)
+            sys.modules[name] = module
+            try:
+                mod_spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[name]
+                raise
+        else:
+            importlib.import_module(spec)
+    except TheseusError:
+        raise
+    except Exception as exc:
+        last = traceback.extract_tb(exc.__traceback__)[-1:] or None
+        where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
+        raise TheseusError(f"--load {spec} failed: {type(exc).__name__}: {exc}{where}") from exc
