@@ -240,10 +240,6 @@ def _to_savable(tree: Any, np: Any) -> Any:
 
 
 def _is_primary() -> bool:
-    import sys
+    from theseus.base.process import is_primary
 
-    if "jax" not in sys.modules:
-        return True
-    import jax
-
-    return bool(jax.process_index() == 0)
+    return is_primary()

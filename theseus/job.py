@@ -197,8 +197,9 @@ class RestoreableJob(CheckpointedJob[C]):
 class _StatusWriter:
     """Keeps status.json current: throttled step updates plus a heartbeat thread."""
 
-    def __init__(self, run: RunDirectory, base: dict[str, Any]) -> None:
+    def __init__(self, run: RunDirectory, base: dict[str, Any], *, enabled: bool = True) -> None:
         self.run = run
+        self.enabled = enabled
         self.state = dict(base)
         self._lock = threading.Lock()
         self._last_write = 0.0
@@ -207,7 +208,8 @@ class _StatusWriter:
 
     def start(self) -> None:
         self.write()
-        self._thread.start()
+        if self.enabled:
+            self._thread.start()
 
     def update(self, **fields: Any) -> None:
         with self._lock:
@@ -221,7 +223,7 @@ class _StatusWriter:
             self.state["heartbeat"] = now()
             self._last_write = now()
             record = dict(self.state)
-        if _is_primary():
+        if self.enabled and _is_primary():
             atomic_write_json(self.run.status_path, record)
 
     def _beat(self) -> None:
@@ -236,14 +238,9 @@ class _StatusWriter:
 
 
 def _is_primary() -> bool:
-    if "jax" not in sys.modules:
-        return True
-    import jax
+    from theseus.base.process import is_primary
 
-    try:
-        return bool(jax.process_index() == 0)
-    except Exception:
-        return True
+    return is_primary()
 
 
 def _git_commit() -> str | None:
@@ -342,18 +339,21 @@ class _Signals:
 class _RunLog:
     """Copy the ``theseus`` logger into the run's log.txt while the job runs."""
 
-    def __init__(self, path: Path) -> None:
-        self.handler = logging.FileHandler(path)
-        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    def __init__(self, path: Path | None) -> None:
+        self.handler = logging.FileHandler(path) if path is not None else None
+        if self.handler is not None:
+            self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
 
     def __enter__(self) -> None:
-        log.addHandler(self.handler)
+        if self.handler is not None:
+            log.addHandler(self.handler)
         if log.level == logging.NOTSET or log.level > logging.INFO:
             log.setLevel(logging.INFO)
 
     def __exit__(self, *exc: object) -> None:
-        log.removeHandler(self.handler)
-        self.handler.close()
+        if self.handler is not None:
+            log.removeHandler(self.handler)
+            self.handler.close()
 
 
 @dataclass
@@ -384,6 +384,9 @@ def run_job(
     tree = to_tree(cfg)
     tree["job"] = key
     run = spec.run
+    if launch_rank(tree) != 0:
+        # a secondary process of a multi-process run: process 0 owns the run directory
+        return _execute(key, job_cls, cfg, tree, spec, run.exists(), restore_step, argv, primary=False)
     with run.lock() as previous_holder:
         if previous_holder and previous_holder.get("pid"):
             log.info("took over the lock of dead process %s", previous_holder.get("pid"))
@@ -409,6 +412,20 @@ def run_job(
         return _execute(key, job_cls, cfg, tree, spec, resumed, restore_step, argv)
 
 
+def launch_rank(tree: dict[str, Any]) -> int:
+    """This process's rank in a multi-process run, known before JAX starts (0 when alone).
+
+    Read from ``system.process_id`` when set, else from SLURM's ``SLURM_PROCID``.
+    """
+    system = tree.get("system")
+    if isinstance(system, dict) and isinstance(system.get("process_id"), int):
+        return int(system["process_id"])
+    try:
+        return int(os.environ.get("SLURM_PROCID", "0")) if int(os.environ.get("SLURM_NTASKS", "1")) > 1 else 0
+    except ValueError:
+        return 0
+
+
 def _load_tree(run: RunDirectory) -> dict[str, Any]:
     from theseus.config import load_yaml
 
@@ -427,12 +444,14 @@ def _execute(
     resumed: bool,
     restore_step: int | None,
     argv: Sequence[str] | None,
+    *,
+    primary: bool = True,
 ) -> RunOutcome:
     run = spec.run
     run.path.mkdir(parents=True, exist_ok=True)
     run.results_dir.mkdir(exist_ok=True)
     previous = run.read_status() or {}
-    if _is_primary():
+    if primary:
         run.write_config(to_yaml(tree))
         identity = run.read_job() or {"created_at": now()}
         identity.update(
@@ -463,10 +482,11 @@ def _execute(
             "attempt": int(previous.get("attempt", 0)) + 1 if resumed else 1,
             "error": None,
         },
+        enabled=primary,
     )
     status.start()
     job_obj: BasicJob[Any] | None = None
-    with _RunLog(run.log_path):
+    with _RunLog(run.log_path if primary else None):
         log.info("%s %s (job %s) in %s", "resuming" if resumed else "starting", spec.name, key, run.path)
         try:
             with configuration(cfg):

@@ -1,0 +1,68 @@
+"""Multi-process setup: ``jax.distributed.initialize`` from explicit settings or SLURM.
+
+Explicit settings (``system/coordinator_address``, ``system/num_processes``,
+``system/process_id``) win; otherwise a SLURM allocation with more than one task is
+detected from its environment; otherwise the run is a single process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from theseus.config import field
+from theseus.errors import TheseusError
+
+log = logging.getLogger("theseus")
+
+
+@dataclass
+class DistributedConfig:
+    """How the processes of one run find each other."""
+
+    coordinator_address: str | None = field(
+        "system/coordinator_address", default=None, doc="host:port of process 0 (None: SLURM or single process)"
+    )
+    num_processes: int | None = field("system/num_processes", default=None, doc="total processes")
+    process_id: int | None = field("system/process_id", default=None, doc="this process's index")
+
+
+def slurm_process_count() -> int:
+    """Tasks in the current SLURM step (1 outside SLURM)."""
+    for var in ("SLURM_NTASKS", "SLURM_NPROCS"):
+        if var in os.environ:
+            try:
+                return int(os.environ[var])
+            except ValueError:
+                return 1
+    return 1
+
+
+def initialize(cfg: DistributedConfig) -> bool:
+    """Initialise multi-process JAX if asked to; True when the run has several processes."""
+    import jax
+
+    explicit = (cfg.coordinator_address, cfg.num_processes, cfg.process_id)
+    if any(v is not None for v in explicit):
+        if any(v is None for v in explicit):
+            raise TheseusError(
+                "system.coordinator_address, system.num_processes and system.process_id must be set together"
+            )
+        # CPU collectives across processes (harmless for accelerators, which bring their own)
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        _init(jax, cfg.coordinator_address, cfg.num_processes, cfg.process_id)
+        return True
+    if slurm_process_count() > 1:
+        _init(jax, None, None, None)
+        return True
+    return False
+
+
+def _init(jax_mod: object, address: str | None, n: int | None, pid: int | None) -> None:
+    import jax
+
+    if jax.distributed.is_initialized():
+        return
+    log.info("joining a %s-process run (coordinator %s, process %s)", n or "SLURM", address or "auto", pid)
+    jax.distributed.initialize(coordinator_address=address, num_processes=n, process_id=pid)
