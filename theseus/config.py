@@ -643,8 +643,9 @@ def _hydrate(cls: type[T], cfg: DictConfig, overrides: Mapping[str, Any]) -> T:
         raise ConfigError(f"cannot configure {cls!r}: it is not a dataclass or module")
     hints = _type_hints(cls)
     kwargs: dict[str, Any] = {}
+    skipped = _module_fields(cls)
     for f in dataclasses.fields(cls):
-        if not f.init or f.name in ("parent", "name"):
+        if not f.init or f.name in skipped:
             continue
         if f.name in overrides:
             kwargs[f.name] = overrides[f.name]
@@ -666,7 +667,7 @@ def _hydrate(cls: type[T], cfg: DictConfig, overrides: Mapping[str, Any]) -> T:
         for f in dataclasses.fields(cls)
         if f.init
         and f.name not in kwargs
-        and f.name not in ("parent", "name")
+        and f.name not in skipped
         and f.default is dataclasses.MISSING
         and f.default_factory is dataclasses.MISSING
     ]
@@ -680,6 +681,16 @@ def _hydrate(cls: type[T], cfg: DictConfig, overrides: Mapping[str, Any]) -> T:
         ]
         raise ConfigError(f"{cls.__name__} needs config key(s) {', '.join(keys)}")
     return cls(**kwargs)
+
+
+def _module_fields(cls: type) -> tuple[str, ...]:
+    """The fields flax adds to every linen Module (set by flax, never by config)."""
+    import sys
+
+    linen = sys.modules.get("flax.linen")
+    if linen is not None and isinstance(cls, type) and issubclass(cls, linen.Module):
+        return ("parent", "name")
+    return ()
 
 
 def _convert(tp: Any, value: Any, dotted: str) -> Any:

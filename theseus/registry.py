@@ -37,6 +37,7 @@ class Registry(Generic[V]):
     def __init__(self, kind: str, builtins: tuple[str, ...] = ()) -> None:
         self.kind = kind
         self._entries: dict[str, V] = {}
+        self._lazy: dict[str, str] = {}
         self.broken: dict[str, str] = {}
         self._builtins = builtins
         self._loaded = False
@@ -55,16 +56,38 @@ class Registry(Generic[V]):
 
     # ---- mapping API
     def __setitem__(self, key: str, value: V) -> None:
+        self._ensure_loaded()  # built-ins first, so an entry set here replaces theirs
         self._entries[key] = value
+        self._lazy.pop(key, None)
         self.broken.pop(key, None)
+
+    def lazy(self, key: str, target: str) -> None:
+        """Register ``key`` as ``"module:attribute"``, imported only when first looked up.
+
+        Keeps start-up cheap: listing keys or running one job does not import every
+        other job's dependencies.
+        """
+        if key not in self._entries:
+            self._lazy[key] = target
+
+    def _resolve(self, key: str) -> None:
+        target = self._lazy.pop(key, None)
+        if target is None:
+            return
+        module, _, attr = target.partition(":")
+        try:
+            self._entries[key] = getattr(importlib.import_module(module), attr)
+        except Exception as exc:  # an optional dependency missing: report, don't crash
+            self.broken[key] = _reason(exc)
 
     def __getitem__(self, key: str) -> V:
         self._ensure_loaded()
+        self._resolve(key)
         if key in self._entries:
             return self._entries[key]
         if key in self.broken:
             raise TheseusError(f"{self.kind} {key!r} is unavailable: {self.broken[key]}")
-        close = difflib.get_close_matches(key, list(self._entries), n=1, cutoff=0.5)
+        close = difflib.get_close_matches(key, self.keys(), n=1, cutoff=0.5)
         hint = (
             f" (did you mean {close[0]}?)"
             if close
@@ -77,28 +100,30 @@ class Registry(Generic[V]):
     def get(self, key: str, default: V | None = None) -> V | None:
         """The entry for ``key`` or ``default``."""
         self._ensure_loaded()
+        self._resolve(key)
         return self._entries.get(key, default)
 
     def __contains__(self, key: object) -> bool:
         self._ensure_loaded()
+        if isinstance(key, str):
+            self._resolve(key)
         return key in self._entries
 
     def __iter__(self) -> Iterator[str]:
-        self._ensure_loaded()
-        return iter(sorted(self._entries))
+        return iter(self.keys())
 
     def __len__(self) -> int:
-        self._ensure_loaded()
-        return len(self._entries)
+        return len(self.keys())
 
     def keys(self) -> list[str]:
-        """Sorted registered keys."""
+        """Sorted registered keys (lazy entries are not imported)."""
         self._ensure_loaded()
-        return sorted(self._entries)
+        return sorted(set(self._entries) | set(self._lazy))
 
     def items(self) -> list[tuple[str, V]]:
-        """Sorted (key, entry) pairs."""
-        self._ensure_loaded()
+        """Sorted (key, entry) pairs; imports lazy entries (failures land in :attr:`broken`)."""
+        for key in self.keys():
+            self._resolve(key)
         return [(k, self._entries[k]) for k in sorted(self._entries)]
 
     def register(self, key: str) -> Any:
@@ -160,8 +185,6 @@ def load_module(spec: str) -> None:
     The current directory is put on ``sys.path`` first. Raises :class:`TheseusError`
     with the module's own error when it cannot be imported.
     """
-    for registry in ALL_REGISTRIES:  # built-ins first, so user entries can replace them
-        registry._ensure_loaded()
     cwd = str(Path.cwd())
     if cwd not in sys.path:
         sys.path.insert(0, cwd)

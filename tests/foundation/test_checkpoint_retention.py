@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO
+from clihelp import REPO
 
 from theseus.checkpoint import CheckpointManager, list_checkpoints, retained
 from theseus.errors import TheseusError

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import yaml
-from conftest import REPO, run_cli
+from clihelp import REPO, run_cli
 
 COUNTER = str(Path(__file__).with_name("counter_job.py"))
 

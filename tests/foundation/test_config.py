@@ -259,3 +259,14 @@ def test_components_are_followed():
 
     cfg = build(Parent)
     assert cfg.sub.k == 1 and cfg.parent.j == 2
+
+
+def test_fields_called_name_and_parent_are_configured_on_plain_dataclasses():
+    @dataclass
+    class Named:
+        name: str = field("thing/name", default="a")
+        parent: str = field("thing/parent", default="b")
+
+    with configuration(resolve([Named], overrides=["thing.name=x", "thing.parent=y"])):
+        got = configure(Named)
+    assert (got.name, got.parent) == ("x", "y")

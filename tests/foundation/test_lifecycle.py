@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from conftest import run_cli, start_cli
+from clihelp import run_cli, start_cli
 
 COUNTER = str(Path(__file__).with_name("counter_job.py"))
 

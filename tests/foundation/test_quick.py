@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_cli
+from clihelp import run_cli
 
 from theseus.errors import ConfigError
 from theseus.quick import quick

@@ -5,7 +5,7 @@ import sys
 import textwrap
 
 import pytest
-from conftest import REPO, run_cli
+from clihelp import REPO, run_cli
 
 from theseus.errors import TheseusError
 from theseus.registry import Registry

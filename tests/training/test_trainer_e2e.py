@@ -8,8 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from conftest import run_cli, start_cli
+from clihelp import run_cli, start_cli
 
 TINY = [
     "architecture.vocab_size=320", "architecture.n_layers=2", "architecture.n_embd=32",
@@ -154,3 +153,13 @@ def test_two_processes_match_one(out, gpt_yaml):
             if key in b:
                 assert a[key] == pytest.approx(b[key], rel=1e-5), (key, a, b)
     assert os.path.isdir(run_dir(out, "mp") / "checkpoints" / "8")
+
+
+def test_wandb_sink_in_offline_mode(out, gpt_yaml):
+    pytest.importorskip("wandb")
+    run_cli("run", "wb", str(gpt_yaml), str(out), "training.steps=4", "logging.wandb=true",
+            env={"WANDB_SILENT": "true"}, check=True)
+    files = list((run_dir(out, "wb") / "wandb").glob("offline-run-*/run-wb.wandb"))
+    assert len(files) == 1
+    data = files[0].read_bytes()
+    assert b"val_loss" in data and b"grad_norm" in data

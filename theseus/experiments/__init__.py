@@ -1,22 +1,17 @@
 """Built-in jobs: ``JOBS["family/kind/variant"] = JobClass``.
 
-Each family sits in an ``optional`` block so a module whose dependencies are missing
-is reported by ``theseus jobs`` instead of taking the whole registry down.
+The built-ins are registered lazily (``"module:Class"``, imported on first use) so that
+running one job never imports another's dependencies; a job whose module fails to
+import is listed by ``theseus jobs`` with the reason. Your own job is one line here:
+``JOBS["my_model/train/pretrain"] = PretrainMyModel``.
 """
 
 from theseus.registry import JOBS
 
-with JOBS.optional("data/tokenize_variable_dataset", "data/tokenize_blockwise_dataset", "data/train_tokenizer"):
-    from theseus.data.tokenize import TokenizeBlockwiseDatasetJob, TokenizeVariableDatasetJob
-    from theseus.data.train_tokenizer import TrainTokenizerJob
-
-    JOBS["data/tokenize_variable_dataset"] = TokenizeVariableDatasetJob
-    JOBS["data/tokenize_blockwise_dataset"] = TokenizeBlockwiseDatasetJob
-    JOBS["data/train_tokenizer"] = TrainTokenizerJob
-
-with JOBS.optional("gpt/train/pretrain"):
-    from theseus.experiments.gpt import PretrainGPT
-
-    JOBS["gpt/train/pretrain"] = PretrainGPT
+JOBS.lazy("data/tokenize_variable_dataset", "theseus.data.tokenize:TokenizeVariableDatasetJob")
+JOBS.lazy("data/tokenize_blockwise_dataset", "theseus.data.tokenize:TokenizeBlockwiseDatasetJob")
+JOBS.lazy("data/train_tokenizer", "theseus.data.train_tokenizer:TrainTokenizerJob")
+JOBS.lazy("gpt/train/pretrain", "theseus.experiments.gpt:PretrainGPT")
+JOBS.lazy("gpt/evaluate", "theseus.experiments.gpt:EvaluateGPTCheckpoint")
 
 __all__ = ["JOBS"]

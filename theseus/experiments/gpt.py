@@ -1,9 +1,19 @@
-"""The native GPT jobs."""
+"""The native GPT jobs: pretraining and standalone evaluation of a checkpoint."""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from theseus.config import field
+from theseus.errors import TheseusError
+from theseus.evaluation import Evaluator, EvaluatorConfig
+from theseus.job import BasicJob
 from theseus.model.models import GPT
 from theseus.training.trainer import BaseTrainer, BaseTrainerConfig
+
+log = logging.getLogger("theseus")
 
 
 class PretrainGPT(BaseTrainer[BaseTrainerConfig, GPT]):
@@ -11,3 +21,51 @@ class PretrainGPT(BaseTrainer[BaseTrainerConfig, GPT]):
 
     MODEL = GPT
     CONFIG = BaseTrainerConfig
+
+
+class EvaluateGPT(Evaluator[GPT]):
+    """The evaluator of native GPT runs."""
+
+    MODEL = GPT
+
+
+@dataclass
+class EvaluateCheckpointConfig:
+    """Which checkpoint a standalone evaluation reads."""
+
+    run: str = field(
+        "evaluate/run", doc="the run to evaluate: a run name beside this one, or a run directory path"
+    )
+    step: int | None = field("evaluate/step", default=None, doc="checkpoint step (None: the newest)")
+
+
+class EvaluateGPTCheckpoint(BasicJob[EvaluateCheckpointConfig]):
+    """Evaluate a GPT checkpoint standalone: eval.evaluations on the run named by evaluate.run."""
+
+    CONFIG = EvaluateCheckpointConfig
+
+    @classmethod
+    def config(cls) -> list[type]:
+        """The checkpoint to read plus the evaluations to run."""
+        return [EvaluateCheckpointConfig, EvaluatorConfig]
+
+    def _target(self) -> Path:
+        named = Path(self.args.run)
+        candidates = [named] if named.is_absolute() or "/" in self.args.run else []
+        candidates.append(self.spec.run_dir.parent / self.args.run)
+        for path in candidates:
+            if (path / "config.yaml").is_file():
+                return path
+        raise TheseusError(f"no run {self.args.run!r} (looked in {', '.join(str(p) for p in candidates)})")
+
+    def run(self) -> None:
+        """Restore the parameters, run the evaluations, write ``results/<key>.json``."""
+        target = self._target()
+        evaluator = EvaluateGPT.from_checkpoint(target, self.args.step)
+        scores = evaluator()
+        if not scores:
+            raise TheseusError("eval.evaluations is empty: name at least one evaluation to run")
+        paths = evaluator.write_results(self.run_dir)
+        for key, value in sorted(scores.items()):
+            log.info("%-40s %.6g", key, value)
+        log.info("wrote %s", ", ".join(str(p) for p in paths))

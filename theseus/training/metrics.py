@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from theseus.config import field
 from theseus.rundir import RunDirectory
@@ -19,7 +19,9 @@ class LoggingConfig:
 
     wandb: bool = field("logging/wandb", default=False, doc="also log to Weights & Biases")
     wandb_project: str = field("logging/wandb_project", default="theseus")
-    wandb_mode: str = field("logging/wandb_mode", default="offline", doc="online | offline | disabled")
+    wandb_mode: Literal["online", "offline", "disabled"] = field(
+        "logging/wandb_mode", default="offline", doc="online | offline | disabled"
+    )
 
 
 class MetricsSink:

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
+from theseus.base import compile_cache
 from theseus.checkpoint import CheckpointConfig
 from theseus.config import configure, field
 from theseus.errors import ConfigError, Preempted, TheseusError
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("theseus")
 
+_UNSET: Any = object()
 ConfigT = TypeVar("ConfigT", bound="BaseTrainerConfig")
 ModelT = TypeVar("ModelT", bound="Module")
 
@@ -89,6 +91,8 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
 
     MODEL: ClassVar[type[Any]]
     CONFIG: ClassVar[type[Any]] = BaseTrainerConfig
+    _tokenizer: Any = None
+    _evaluator: Any = None
 
     # ------------------------------------------------------------------ hooks
 
@@ -103,8 +107,17 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
         return "adamw"
 
     def evaluator(self) -> Any:
-        """An evaluator run at each validation, or ``None`` (the default)."""
-        return None
+        """The evaluator run at each validation: by default the evaluations in ``eval.evaluations``.
+
+        Override it to use an evaluator subclass (``return MyEvaluator.from_trainer(self)``);
+        return ``None`` for none. It is called once; the evaluator reads the current
+        parameters each time it runs.
+        """
+        from theseus.evaluation import Evaluator, EvaluatorConfig
+
+        if not configure(EvaluatorConfig).evaluations:
+            return None
+        return Evaluator.from_trainer(self)
 
     @classmethod
     def config(cls) -> list[type[Any]]:
@@ -118,7 +131,7 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
         evaluator_config = cls._evaluator_config()
         if evaluator_config is not None:
             classes.append(evaluator_config)
-        return [*classes, CheckpointConfig, LoggingConfig, DistributedConfig]
+        return [*classes, CheckpointConfig, LoggingConfig, DistributedConfig, compile_cache.CompileCacheConfig]
 
     @classmethod
     def _evaluator_config(cls) -> type[Any] | None:
@@ -139,11 +152,9 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
     def tokenizer(self) -> Any:
         """The tokenizer the training data was made with."""
         if self._tokenizer is None:
-            from theseus.data.tokenizer import TokenizerConfig, get_tokenizer
+            from theseus.data.tokenizer import tokenizer_from_identity
 
-            ident = self.datasets[0].meta["tokenizer"]
-            cfg = TokenizerConfig(backend=ident["backend"], name=ident.get("name"), path=ident.get("path"))
-            self._tokenizer = get_tokenizer(cfg)
+            self._tokenizer = tokenizer_from_identity(self.datasets[0].meta["tokenizer"])
         return self._tokenizer
 
     # ------------------------------------------------------------------ the loop
@@ -157,9 +168,11 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
 
         args: BaseTrainerConfig = self.args
         initialize(configure(DistributedConfig))
+        compile_cache.enable(configure(compile_cache.CompileCacheConfig))
         self.model: ModelT = configure(self.MODEL)
         self.mesh = make_mesh(args.shard)
-        self._tokenizer: Any = None
+        self._tokenizer = None
+        self._evaluator = _UNSET
         self._setup_data()
         self.total_steps = self._total_steps()
         tx, schedule = self._build_optimizer()
@@ -349,7 +362,7 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
                 if not np.isfinite(record["loss"]):
                     log.warning("loss is %s at step %d", record["loss"], step)
                 if validate:
-                    record.update(self._validate())
+                    record.update(self._validate(final=last))
                 self.sink.write(record)
                 log.info(format_line(record, self.total_steps))
                 pending.clear()
@@ -362,7 +375,7 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
             if stop and not last:
                 raise Preempted(f"stopped after step {step}")
 
-    def _validate(self) -> dict[str, float]:
+    def _validate(self, final: bool = False) -> dict[str, float]:
         import jax
 
         from theseus.training.sharding import shard_batch
@@ -376,8 +389,11 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
                 loss_sum += float(result["loss_sum"])
                 n_tokens += float(result["n_tokens"])
             out["val_loss"] = loss_sum / max(n_tokens, 1.0)
-        evaluator = self.evaluator()
-        if evaluator is not None:
-            for key, value in evaluator().items():
+        if self._evaluator is _UNSET:
+            self._evaluator = self.evaluator()
+        if self._evaluator is not None:
+            for key, value in self._evaluator().items():
                 out[f"eval/{key}"] = float(value)
+            if final and jax.process_index() == 0:
+                self._evaluator.write_results()
         return out

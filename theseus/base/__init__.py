@@ -1,0 +1,1 @@
+"""Hardware-facing basics: mesh axis names, chip figures and device meshes."""

@@ -1,0 +1,116 @@
+"""The contract every theseus model implements.
+
+A model is a :class:`flax.linen.Module` whose configurable attributes are declared with
+:func:`theseus.config.field`, so ``configure(MyModel)`` builds it from the active config.
+It says how its parameters are laid out on a device mesh through :attr:`Module.sharding`
+(logical axis name → mesh axis), creates every parameter with logical axis names
+(``nn.with_logical_partitioning``), and reports its cost for MFU through
+:meth:`Module.flops_per_token`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from theseus.base.axis import Axis
+from theseus.config import field
+from theseus.model.axes import Axes
+
+DTypeName = Literal["float32", "bfloat16", "float16"]
+DTYPES: dict[str, jnp.dtype] = {
+    "float32": jnp.dtype(jnp.float32),
+    "bfloat16": jnp.dtype(jnp.bfloat16),
+    "float16": jnp.dtype(jnp.float16),
+}
+ShardingRules = list[tuple[str, Axis | None]]
+
+
+class Module(nn.Module):
+    """Base class of theseus models: config-bound fields, sharding rules, loss and cost.
+
+    Subclasses implement ``__call__``, :attr:`sharding`, :meth:`matmul_params` and
+    :meth:`attention_flops_per_token`, and list the sub-module classes that carry config
+    fields of their own in :meth:`components`.
+    """
+
+    param_dtype: DTypeName = field(
+        "architecture/param_dtype", default="float32", doc="dtype parameters are stored in"
+    )
+    dtype: DTypeName = field(
+        "architecture/dtype", default="float32", doc="dtype activations and matmuls are computed in"
+    )
+
+    @classmethod
+    def components(cls) -> list[type]:
+        """Classes whose config fields belong to this model's config (followed by ``build``)."""
+        return []
+
+    @property
+    def sharding(self) -> ShardingRules:
+        """Logical-axis rules ``[(Axes.X.value, Axis.SHARD | None), ...]`` for this model's parameters."""
+        raise NotImplementedError(f"{type(self).__name__} must define its sharding rules")
+
+    @property
+    def weight_dtype(self) -> jnp.dtype:
+        """:attr:`param_dtype` as a JAX dtype."""
+        return DTYPES[self.param_dtype]
+
+    @property
+    def compute_dtype(self) -> jnp.dtype:
+        """:attr:`dtype` as a JAX dtype."""
+        return DTYPES[self.dtype]
+
+    @staticmethod
+    def constrain(x: jax.Array, axes: Sequence[Axes | None]) -> jax.Array:
+        """Pin the layout of activation ``x`` by logical axes; a no-op outside a rules context."""
+        return nn.with_logical_constraint(x, tuple(a.value if a is not None else None for a in axes))
+
+    @staticmethod
+    def token_loss(
+        logits: jax.Array, targets: jax.Array, mask: jax.Array | None = None
+    ) -> tuple[jax.Array, jax.Array]:
+        """Summed next-token cross entropy and the number of tokens it covers.
+
+        ``logits`` is ``[..., V]``, ``targets`` the integer labels ``[...]``; ``mask``
+        (default: ``targets >= 0``) weights each position. The target log-probability is
+        picked with ``take_along_axis`` in float32, never through a one-hot ``[..., V]``.
+        Returns ``(sum of mask * nll, sum of mask)`` so callers can normalise by the true
+        token count across micro-batches and devices.
+        """
+        weights = (targets >= 0) if mask is None else mask
+        weights = weights.astype(jnp.float32)
+        safe_targets = jnp.where(weights > 0, targets, 0).astype(jnp.int32)
+        logits32 = logits.astype(jnp.float32)
+        # the shift is a constant for differentiation, so no argmax mask over the vocabulary is built
+        shifted = logits32 - jnp.max(jax.lax.stop_gradient(logits32), axis=-1, keepdims=True)
+        log_norm = jnp.log(jnp.sum(jnp.exp(shifted), axis=-1))
+        target_logit = jnp.take_along_axis(shifted, safe_targets[..., None], axis=-1)[..., 0]
+        return jnp.sum((log_norm - target_logit) * weights), jnp.sum(weights)
+
+    def matmul_params(self) -> int:
+        """Parameters that take part in matmuls, LM head included, input embedding lookups excluded."""
+        raise NotImplementedError(f"{type(self).__name__} must count its matmul parameters")
+
+    def attention_flops_per_token(self, seq_len: int) -> float:
+        """Training FLOPs per token spent in attention scores and values at ``seq_len``."""
+        raise NotImplementedError(f"{type(self).__name__} must give its attention FLOPs")
+
+    def flops_per_token(self, seq_len: int) -> float:
+        """Training FLOPs (forward + backward) per token, PaLM appendix B: ``6N + attention``.
+
+        For a standard transformer the attention term is ``12·L·H·Q·T`` (layers, heads,
+        head dim, sequence length). Causal masking is *not* credited: the full ``T x T``
+        score matrix is counted, as in PaLM, nanoGPT and torchtitan.
+        """
+        return 6.0 * self.matmul_params() + self.attention_flops_per_token(seq_len)
+
+    @staticmethod
+    def num_params(params: Any) -> int:
+        """Number of scalars in a parameter tree (boxed or plain)."""
+        leaves = jax.tree_util.tree_leaves(nn.meta.unbox(params))
+        return int(sum(leaf.size for leaf in leaves))

@@ -1,0 +1,1 @@
+"""Training: sharding, the pure train/eval steps, optimizers, schedules and the trainer."""
