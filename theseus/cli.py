@@ -186,11 +186,11 @@ def configure(
 
 def carry_over(sch: Any, old: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Split an old YAML tree into values the new schema accepts and dropped keys."""
-    from theseus.config import _flatten, _nest, check_value
+    from theseus.config import check_value, flatten_tree, nest_tree
 
     kept: dict[str, Any] = {}
     dropped: list[str] = []
-    for key, value in _flatten({k: v for k, v in old.items() if k not in ("job", "request")}).items():
+    for key, value in flatten_tree({k: v for k, v in old.items() if k not in ("job", "request")}).items():
         spec = sch.fields.get(key)
         if spec is None:
             dropped.append(key)
@@ -199,7 +199,7 @@ def carry_over(sch: Any, old: dict[str, Any]) -> tuple[dict[str, Any], list[str]
             kept[key] = check_value(spec.type, value)
         except Exception:
             dropped.append(key)
-    return _nest(kept), dropped
+    return nest_tree(kept), dropped
 
 
 # --------------------------------------------------------------------------- run
@@ -450,6 +450,92 @@ def logs(name: str, out: str, project: str, group: str, lines: int, follow: bool
                 click.echo(line, nl=False)
             else:
                 time.sleep(0.5)
+
+
+# --------------------------------------------------------------------------- generate
+
+
+@theseus.command(name="generate")
+@click.argument("name")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--prompt", "prompts", multiple=True, required=True, help="Text to continue (repeatable).")
+@click.option("--step", type=int, default=None, help="Checkpoint step  [default: the newest]")
+@click.option("--max-new-tokens", type=int, default=64, show_default=True, help="Tokens to add per prompt.")
+@click.option("--temperature", type=float, default=0.8, show_default=True, help="0 decodes greedily.")
+@click.option("--top-k", type=int, default=None, help="Sample among the K most likely tokens only.")
+@click.option("--top-p", type=float, default=None, help="Sample from the smallest set holding mass P.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the sampling.")
+@click.option("--stop", "stops", multiple=True, help="End a continuation before this string (repeatable).")
+@_project_group
+@load_option
+@user_errors
+def generate_text(
+    name: str,
+    out: str,
+    prompts: tuple[str, ...],
+    step: int | None,
+    max_new_tokens: int,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    seed: int,
+    stops: tuple[str, ...],
+    project: str,
+    group: str,
+    load: tuple[str, ...],
+) -> None:
+    """Continue each --prompt with the newest (or --step) checkpoint of GPT run NAME under OUT."""
+    import warnings
+
+    run = _existing_run(out, name, project, group)
+    config_path = run.path / "config.yaml"
+    if not config_path.is_file():
+        raise TheseusError(f"run {name} has no config.yaml: it never started")
+
+    import jax
+
+    from theseus.config import load_yaml
+    from theseus.evaluation import Evaluator
+    from theseus.evaluation.checkpoint_run import load_run, model_class
+    from theseus.experiments.gpt import EvaluateGPT
+    from theseus.inference import generate_cached
+    from theseus.model.models import GPT
+
+    _load_modules(load)
+    trained = model_class(Evaluator, load_yaml(config_path), run.path)
+    if not issubclass(trained, GPT):
+        raise TheseusError(f"run {name} trained a {trained.__name__}; theseus generate samples GPT runs only")
+    logging.getLogger("absl").setLevel(logging.ERROR)  # orbax's notes on optional checkpoint metadata
+    loaded = load_run(EvaluateGPT, run.path, step, (), None)
+    tokenizer = loaded.tokenizer
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        outputs = generate_cached(
+            loaded.model,
+            loaded.params,
+            [tokenizer.encode(prompt) for prompt in prompts],
+            max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            eos_id=tokenizer.eot_id,
+            stop_strings=list(stops),
+            tokenizer=tokenizer,
+            rng=jax.random.key(seed),
+        )
+    seconds = time.perf_counter() - started
+    log = logging.getLogger("theseus")
+    for warning in caught:
+        log.warning("warning: %s", warning.message)
+    tokens = sum(len(o.tokens) for o in outputs)
+    log.info(
+        "run %s, checkpoint %d: %d tokens in %.2f s (compilation included)", name, loaded.step, tokens, seconds
+    )
+    for i, (prompt, output) in enumerate(zip(prompts, outputs, strict=True)):
+        if i:
+            click.echo("-" * 40)
+        click.echo(prompt + (output.text or ""))
 
 
 def main() -> None:

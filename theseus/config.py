@@ -264,7 +264,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+def nest_tree(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn ``{"a.b": 1}`` into ``{"a": {"b": 1}}``."""
     out: dict[str, Any] = {}
     for key in sorted(flat):
         node = out
@@ -275,12 +276,13 @@ def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_tree(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Turn ``{"a": {"b": 1}}`` into ``{"a.b": 1}`` (the ``request`` section stays whole)."""
     out: dict[str, Any] = {}
     for k, v in tree.items():
         key = f"{prefix}{k}"
         if isinstance(v, Mapping) and v and not key.startswith("request"):
-            out.update(_flatten(v, key + "."))
+            out.update(flatten_tree(v, key + "."))
         elif isinstance(v, Mapping) and not v:
             out[key] = v
         else:
@@ -303,7 +305,7 @@ def build(*classes: type) -> DictConfig:
     flat = {
         k: (MISSING_VALUE if s.default is NO_DEFAULT else _plain(s.default)) for k, s in sch.fields.items()
     }
-    cfg = OmegaConf.create(_nest(flat))
+    cfg = OmegaConf.create(nest_tree(flat))
     OmegaConf.set_struct(cfg, True)
     return cfg
 
@@ -433,7 +435,7 @@ def merge(sch: Schema, base: Mapping[str, Any], update: Mapping[str, Any], where
     Both are nested dicts (``job`` and ``request`` at the top level pass through).
     ``where`` is appended to error messages (e.g. `` in run.yaml``).
     """
-    flat = _flatten({k: v for k, v in base.items()})
+    flat = flatten_tree({k: v for k, v in base.items()})
     sections = sch.sections()
     for top, value in update.items():
         if top in RESERVED_KEYS:
@@ -443,11 +445,11 @@ def merge(sch: Schema, base: Mapping[str, Any], update: Mapping[str, Any], where
             _set_checked(sch, flat, str(top), value, where, sections)
             continue
         if str(top) not in sections:
-            first = next(iter(_flatten(value, f"{top}.")), str(top))
+            first = next(iter(flatten_tree(value, f"{top}.")), str(top))
             _reject_unknown(sch, first, where)
-        for key, v in _flatten(value, f"{top}.").items():
+        for key, v in flatten_tree(value, f"{top}.").items():
             _set_checked(sch, flat, key, v, where, sections)
-    return _nest(flat)
+    return nest_tree(flat)
 
 
 def _set_checked(
@@ -461,7 +463,7 @@ def _set_checked(
             _reject_unknown(sch, key, where)
         assert parent is not None
         sub = key[len(parent.key) + 1 :]
-        current = _nest(
+        current = nest_tree(
             {k[len(parent.key) + 1 :]: v for k, v in flat.items() if k.startswith(parent.key + ".")}
         )
         current = flat.get(parent.key, current) if parent.key in flat else current
@@ -521,7 +523,7 @@ def apply_overrides(sch: Schema, tree: Mapping[str, Any], overrides: Sequence[st
         flat_update[key] = value
     out = dict(tree)
     for key, value in flat_update.items():
-        out = merge(sch, out, _nest({key: value}), " on the command line")
+        out = merge(sch, out, nest_tree({key: value}), " on the command line")
     return out
 
 
@@ -543,7 +545,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 def missing_keys(tree: Mapping[str, Any]) -> list[str]:
     """Dotted keys whose value is still ``???``."""
-    return sorted(str(k) for k, v in _flatten(tree).items() if v == MISSING_VALUE)
+    return sorted(str(k) for k, v in flatten_tree(tree).items() if v == MISSING_VALUE)
 
 
 def resolve(

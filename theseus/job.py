@@ -289,10 +289,10 @@ def validate(job_cls: type[BasicJob[Any]], cfg: DictConfig) -> None:
 
 
 def _config_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    from theseus.config import _flatten
+    from theseus.config import flatten_tree
 
-    a = _flatten({k: v for k, v in old.items() if k != "request"})
-    b = _flatten({k: v for k, v in new.items() if k != "request"})
+    a = flatten_tree({k: v for k, v in old.items() if k != "request"})
+    b = flatten_tree({k: v for k, v in new.items() if k != "request"})
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 

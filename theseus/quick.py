@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from theseus.config import Schema, _flatten, _nest, build, merge, schema, to_tree, to_yaml
+from theseus.config import Schema, build, flatten_tree, merge, nest_tree, schema, to_tree, to_yaml
 from theseus.errors import ConfigError, TheseusError
 from theseus.fsio import atomic_write_text
 from theseus.job import ExecutionSpec, RunOutcome, resolve_job, run_job
@@ -44,7 +44,7 @@ class ConfigView:
         key = self._key(name)
         sch: Schema = self._owner.schema
         if key in sch.fields:
-            return _flatten(self._owner.tree).get(key, self._owner.tree_value(key))
+            return flatten_tree(self._owner.tree).get(key, self._owner.tree_value(key))
         if key in sch.sections():
             return ConfigView(self._owner, key)
         raise ConfigError(f"unknown config key {key}{sch.suggest(key)}")
@@ -91,11 +91,11 @@ class QuickJob:
 
     def tree_value(self, key: str) -> Any:
         """The current value of a dotted key."""
-        return _flatten(self.tree).get(key)
+        return flatten_tree(self.tree).get(key)
 
     def set(self, key: str, value: Any) -> None:
         """Set a dotted key, checked like a command-line override."""
-        self.tree = merge(self.schema, self.tree, _nest({key: value}), " in quick()")
+        self.tree = merge(self.schema, self.tree, nest_tree({key: value}), " in quick()")
 
     def override(self, overrides: Sequence[str]) -> None:
         """Apply ``key=value`` strings."""

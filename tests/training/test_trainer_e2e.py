@@ -163,3 +163,61 @@ def test_wandb_sink_in_offline_mode(out, gpt_yaml):
     assert len(files) == 1
     data = files[0].read_bytes()
     assert b"val_loss" in data and b"grad_norm" in data
+
+
+def test_standalone_evaluation_of_a_checkpoint(out, reference):
+    cfg = out / "ev.yaml"
+    run_cli("configure", "gpt/evaluate", str(cfg), "evaluate.run=ref",
+            "eval.evaluations=[shakespeare_ppl, arithmetic]", "eval.max_examples=4",
+            "eval.arithmetic.n_examples=4", check=True)
+    run_cli("run", "ref-eval", str(cfg), str(out), check=True)
+    results = run_dir(out, "ref-eval") / "results"
+    ppl = json.loads((results / "shakespeare_ppl.json").read_text())
+    assert ppl["metrics"]["perplexity"] > 1.0
+    assert (results / "arithmetic.json").is_file()
+    _user_error(run_cli("run", "ev-missing", str(cfg), str(out), "evaluate.run=nope"), "no run 'nope'")
+    _user_error(run_cli("run", "ev-bad", str(cfg), str(out), "eval.evaluations=[shakespere_ppl]"),
+                "did you mean shakespeare_ppl")
+    _user_error(run_cli("run", "ev-family", str(cfg), str(out), "evaluate.run=tok"),
+                "trained no model")
+
+
+PATTERN_1 = '''
+import optax
+
+from theseus.training.trainer import BaseTrainer, BaseTrainerConfig
+from theseus.evaluation import Evaluator
+from theseus.model.models import GPT
+
+
+class EvaluateMyRun(Evaluator[GPT]):
+    MODEL = GPT
+
+
+class PretrainMyRun(BaseTrainer[BaseTrainerConfig, GPT]):
+    MODEL = GPT
+    CONFIG = BaseTrainerConfig
+
+    @classmethod
+    def schedule(cls) -> optax._src.base.Schedule:
+        return "wsd"
+
+    def evaluator(self) -> Evaluator[GPT]:
+        return EvaluateMyRun.from_trainer(self)
+'''
+
+
+def test_spec_pattern_1_skeleton_as_a_user_module(out, tmp_path):
+    module = tmp_path / "my_run.py"
+    module.write_text(PATTERN_1 + '\nfrom theseus.registry import JOBS\nJOBS["my_run/train/pretrain"] = PretrainMyRun\n')
+    jobs = run_cli("jobs", "--load", str(module), check=True).stdout
+    assert "my_run/train/pretrain" in jobs
+    cfg = tmp_path / "my.yaml"
+    run_cli("configure", "my_run/train/pretrain", str(cfg), *TINY, "training.steps=6",
+            "eval.evaluations=[shakespeare_ppl]", "eval.max_examples=2", "--load", str(module), check=True)
+    assert "decay_pct" in cfg.read_text()  # the wsd schedule's own keys are in the config
+    run_cli("run", "pattern1", str(cfg), str(out), "--load", str(module), check=True)
+    records = metrics(out, "pattern1")
+    scored = [r for r in records if "eval/shakespeare_ppl/perplexity" in r]
+    assert [r["step"] for r in scored] == [6]
+    assert (run_dir(out, "pattern1") / "results" / "shakespeare_ppl.json").is_file()

@@ -131,7 +131,7 @@ def _text_arrays(tokenizer: Tokenizer, texts: list[str]) -> list[np.ndarray]:
     return [np.asarray(ids, dtype=np.int64) for ids in tokenizer.encode_batch(texts)]
 
 
-def _flatten(pieces: list[np.ndarray], eot: int) -> np.ndarray:
+def flatten_tree(pieces: list[np.ndarray], eot: int) -> np.ndarray:
     """The pieces, each followed by ``eot``, as one int64 array."""
     out = np.empty(sum(len(p) for p in pieces) + len(pieces), dtype=np.int64)
     pos = 0
@@ -159,8 +159,8 @@ def encode_variable(documents: list[Document]) -> VariableChunk:
             pieces[is_validation(chat, spec.split_seed, spec.val_fraction)].append(
                 np.asarray(chat_ids, dtype=np.int64)
             )
-    train = _flatten(pieces[False], tokenizer.eot_id)
-    val = _flatten(pieces[True], tokenizer.eot_id)
+    train = flatten_tree(pieces[False], tokenizer.eot_id)
+    val = flatten_tree(pieces[True], tokenizer.eot_id)
     top = max(
         check_ids(train, tokenizer.vocab_size, spec.dtype), check_ids(val, tokenizer.vocab_size, spec.dtype)
     )

@@ -37,16 +37,23 @@ class LoadedRun:
 
 def model_class(evaluator_cls: type, tree: Mapping[str, Any], where: Path) -> type:
     """The evaluator's ``MODEL``, else the ``MODEL`` of the job that wrote ``config.yaml``."""
-    explicit = getattr(evaluator_cls, "MODEL", None)
-    if explicit is not None:
-        return explicit  # type: ignore[no-any-return]
-    job = tree.get("job")
-    if isinstance(job, str):
-        from theseus.registry import JOBS
+    from theseus.registry import JOBS
 
-        model = getattr(JOBS[job], "MODEL", None)
-        if model is not None:
-            return model  # type: ignore[no-any-return]
+    explicit = getattr(evaluator_cls, "MODEL", None)
+    job = tree.get("job")
+    job_cls = JOBS.get(job) if isinstance(job, str) else None
+    trained = getattr(job_cls, "MODEL", None) if job_cls is not None else None
+    if job_cls is not None and trained is None:
+        raise TheseusError(f"run {where.name} (job {job}) trained no model: there is nothing to evaluate")
+    if explicit is not None:
+        if trained is not None and not issubclass(trained, explicit):
+            raise TheseusError(
+                f"run {where.name} trained a {trained.__name__} (job {job}); "
+                f"{evaluator_cls.__name__} reads {explicit.__name__} checkpoints"
+            )
+        return explicit  # type: ignore[no-any-return]
+    if trained is not None:
+        return trained  # type: ignore[no-any-return]
     raise TheseusError(f"cannot tell which model {where} trained; set MODEL on the evaluator class")
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from theseus.config import field
+from theseus.config import current_config, field, flatten_tree, to_tree
 from theseus.errors import TheseusError
 from theseus.evaluation import Evaluator, EvaluatorConfig
 from theseus.job import BasicJob
@@ -61,7 +62,10 @@ class EvaluateGPTCheckpoint(BasicJob[EvaluateCheckpointConfig]):
     def run(self) -> None:
         """Restore the parameters, run the evaluations, write ``results/<key>.json``."""
         target = self._target()
-        evaluator = EvaluateGPT.from_checkpoint(target, self.args.step)
+        # this job's eval.* settings win over the ones the trained run was configured with
+        own = to_tree(current_config()).get("eval", {})
+        overrides = [f"eval.{key}={json.dumps(value)}" for key, value in flatten_tree(own).items()]
+        evaluator = EvaluateGPT.from_checkpoint(target, self.args.step, overrides=overrides)
         scores = evaluator()
         if not scores:
             raise TheseusError("eval.evaluations is empty: name at least one evaluation to run")

@@ -156,6 +156,47 @@ def _first_stop(text: str, stop_strings: Sequence[str]) -> int | None:
     return min(hits) if hits else None
 
 
+class _Rows:
+    """Each row's generated tokens and why it stopped, fed one sampled token at a time."""
+
+    def __init__(self, n: int, eos_id: int | None, stop_strings: Sequence[str] | None, tokenizer: Any) -> None:
+        self.eos_id = eos_id
+        self.stops = [s for s in (stop_strings or []) if s]
+        self.tokenizer = tokenizer
+        self.tokens: list[list[int]] = [[] for _ in range(n)]
+        self.reason: list[FinishReason | None] = [None] * n
+        self.texts: list[str | None] = [None] * n
+
+    def add(self, i: int, token: int) -> bool:
+        """Give row ``i`` its next token; True when the row keeps it (not finished, not EOS)."""
+        if self.reason[i] is not None:
+            return False
+        if self.eos_id is not None and token == self.eos_id:
+            self.reason[i] = "eos"
+            return False
+        self.tokens[i].append(token)
+        if self.stops:
+            text = self.tokenizer.decode(self.tokens[i])
+            cut = _first_stop(text, self.stops)
+            if cut is not None:
+                self.reason[i], self.texts[i] = "stop", text[:cut]
+        return True
+
+    def finished(self, i: int) -> bool:
+        """Whether row ``i`` stopped at EOS or a stop string."""
+        return self.reason[i] is not None
+
+    def results(self) -> list[Generation]:
+        """One :class:`Generation` per row; rows still running finished by ``length``."""
+        out = []
+        for i, tokens in enumerate(self.tokens):
+            text = self.texts[i]
+            if text is None and self.tokenizer is not None:
+                text = self.tokenizer.decode(tokens)
+            out.append(Generation(tokens, text, self.reason[i] or "length"))
+        return out
+
+
 def generate(
     logits_fn: Callable[..., jax.Array],
     prompts_ids: Sequence[Sequence[int]],
@@ -201,10 +242,7 @@ def generate(
         buf[i, start : start + len(row)] = row
         end[i] = start + len(row)
     key = rng if rng is not None else jax.random.key(0)
-    out: list[list[int]] = [[] for _ in range(n)]
-    reason: list[FinishReason | None] = [None] * n
-    texts: list[str | None] = [None] * n
-    stops = [s for s in (stop_strings or []) if s]
+    outputs = _Rows(n, eos_id, stop_strings, tokenizer)
     for _ in range(max_new_tokens):
         key, step_key = jax.random.split(key)
         logits = _logits_at(fn, params, buf, end - 1)
@@ -220,26 +258,9 @@ def generate(
             )
         )
         for i in range(n):
-            if reason[i] is not None:
-                continue
-            token = int(picked[i])
-            if eos_id is not None and token == eos_id:
-                reason[i] = "eos"
-                continue
-            out[i].append(token)
-            buf[i, end[i]] = token
-            end[i] += 1
-            if stops:
-                text = tokenizer.decode(out[i])
-                cut = _first_stop(text, stops)
-                if cut is not None:
-                    reason[i], texts[i] = "stop", text[:cut]
-        if all(r is not None for r in reason):
+            if outputs.add(i, int(picked[i])):
+                buf[i, end[i]] = picked[i]
+                end[i] += 1
+        if all(outputs.finished(i) for i in range(n)):
             break
-    results = []
-    for i in range(n):
-        text = texts[i]
-        if text is None and tokenizer is not None:
-            text = tokenizer.decode(out[i])
-        results.append(Generation(out[i], text, reason[i] or "length"))
-    return results
+    return outputs.results()

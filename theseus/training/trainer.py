@@ -224,8 +224,8 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
             )
         if args.batch_size % (per_device * n_batch):
             raise TheseusError(
-                f"training.batch_size={args.batch_size} is not a multiple of per_device_batch_size × devices "
-                f"({per_device} × {n_batch})"
+                f"training.batch_size={args.batch_size} is not a multiple of per_device_batch_size x devices "
+                f"({per_device} x {n_batch})"
             )
         self.accum_steps = args.batch_size // (per_device * n_batch)
         self.sampler = BatchSampler(
@@ -312,7 +312,7 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
             log.info("already at step %d of %d", self.start_step, self.total_steps)
         else:
             log.info(
-                "training %s: %d steps of %d sequences × %d tokens (%d micro-batch%s), %d devices (mesh %s), %.2fM params",
+                "training %s: %d steps of %d sequences x %d tokens (%d micro-batch%s), %d devices (mesh %s), %.2fM params",
                 type(self.model).__name__, self.total_steps, args.batch_size, self._block_size(),
                 self.accum_steps, "es" if self.accum_steps > 1 else "", n_devices,
                 dict(self.mesh.shape), self.model.num_params(self.state.params) / 1e6,

@@ -11,11 +11,44 @@ from theseus.model.layers.linear import Linear
 from theseus.model.layers.rope import apply_rope, rope_angles
 
 
+class KVCache(nn.Module):
+    """Keys and values of the tokens seen so far, in the ``cache`` collection.
+
+    Holds ``key`` and ``value`` ``[B, S, H, head_dim]``, ``mask`` ``[B, S]`` (which
+    columns hold real tokens) and ``index`` (the next free column, shared by all rows).
+    ``S`` is the length of the input the cache was initialised with.
+    """
+
+    @nn.compact
+    def __call__(
+        self, k: jax.Array, v: jax.Array, mask: jax.Array | None
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Append ``k``/``v`` ``[B, T, H, head_dim]`` (``mask[B, T]``: real tokens, default all).
+
+        Returns every cached key and value ``[B, S, H, head_dim]`` and which of them each
+        of the ``T`` new queries may see, ``bool[B, 1, T, S]``.
+        """
+        batch, length = k.shape[:2]
+        keys = self.variable("cache", "key", jnp.zeros, k.shape, k.dtype)
+        values = self.variable("cache", "value", jnp.zeros, v.shape, v.dtype)
+        valid = self.variable("cache", "mask", jnp.zeros, (batch, length), jnp.bool_)
+        index = self.variable("cache", "index", lambda: jnp.zeros((), jnp.int32))
+        start = index.value
+        new = jnp.ones((batch, length), jnp.bool_) if mask is None else mask.astype(jnp.bool_)
+        keys.value = jax.lax.dynamic_update_slice(keys.value, k.astype(keys.value.dtype), (0, start, 0, 0))
+        values.value = jax.lax.dynamic_update_slice(values.value, v.astype(values.value.dtype), (0, start, 0, 0))
+        valid.value = jax.lax.dynamic_update_slice(valid.value, new, (0, start))
+        index.value = start + length
+        columns = jnp.arange(keys.value.shape[1])
+        return keys.value, values.value, see(valid.value, start + jnp.arange(length), columns)
+
+
 class CausalSelfAttention(nn.Module):
     """Fused q/k/v projection → (RoPE) → causal softmax attention → output projection.
 
-    The forward is split into :meth:`project` and :meth:`attend` so that a key/value
-    cache can later be inserted between them without touching either.
+    The forward is split into :meth:`project` and :meth:`attend`; with ``decode=True``
+    a :class:`KVCache` sits between them and keeps keys and values in the ``cache``
+    collection for incremental generation.
     """
 
     features: int  # width of the residual stream (input and output)
@@ -37,6 +70,7 @@ class CausalSelfAttention(nn.Module):
             self.features, Axes.N_ATTN, Axes.N_EMBD, use_bias=self.use_bias, init_std=self.out_std,
             dtype=self.dtype, param_dtype=self.param_dtype,
         )
+        self.kv_cache = KVCache()
 
     def project(self, x: jax.Array, positions: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         """Queries, keys and values ``[B, T, H, head_dim]`` for ``x[B, T, n_embd]`` at ``positions[..., T]``."""
@@ -48,12 +82,44 @@ class CausalSelfAttention(nn.Module):
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         return q, k, v
 
-    def attend(self, q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
-        """Causal attention of ``q`` over ``k``/``v``, merged back to ``[B, T, H * head_dim]``."""
-        y = jax.nn.dot_product_attention(q, k, v, is_causal=True)
+    def attend(self, q: jax.Array, k: jax.Array, v: jax.Array, allowed: jax.Array | None = None) -> jax.Array:
+        """Attention of ``q`` over ``k``/``v``, merged back to ``[B, T, H * head_dim]``.
+
+        ``allowed`` (bool, broadcastable to ``[B, H, T, S]``) says which keys each query
+        sees; without it the attention is plainly causal.
+        """
+        if allowed is None:
+            y = jax.nn.dot_product_attention(q, k, v, is_causal=True)
+        else:
+            y = jax.nn.dot_product_attention(q, k, v, mask=allowed)
         return y.reshape(*y.shape[:2], -1)
 
-    def __call__(self, x: jax.Array, positions: jax.Array) -> jax.Array:
-        """Self-attention over ``x[B, T, n_embd]``; returns the same shape."""
+    def __call__(
+        self, x: jax.Array, positions: jax.Array, mask: jax.Array | None = None, decode: bool = False
+    ) -> jax.Array:
+        """Self-attention over ``x[B, T, n_embd]``; returns the same shape.
+
+        ``mask[B, T]`` marks real tokens: padding (False) is never attended to. With
+        ``decode`` the keys and values are appended to the ``cache`` collection and the
+        queries attend over everything cached so far (see :class:`KVCache`).
+        """
         q, k, v = self.project(x, positions)
-        return self.out(self.attend(q, k, v))
+        if decode:
+            k, v, allowed = self.kv_cache(k, v, mask)
+        elif mask is not None:
+            columns = jnp.arange(x.shape[1])
+            allowed = see(mask.astype(jnp.bool_), columns, columns)
+        else:
+            allowed = None
+        return self.out(self.attend(q, k, v, allowed))
+
+
+def see(valid: jax.Array, query_columns: jax.Array, key_columns: jax.Array) -> jax.Array:
+    """Which keys each query may attend to, ``bool[B, 1, T, S]``.
+
+    A query sees the real (``valid[B, S]``) keys at or before its own column, and always
+    itself, so a padding query has one key and its softmax stays finite.
+    """
+    causal = key_columns[None, :] <= query_columns[:, None]
+    itself = key_columns[None, :] == query_columns[:, None]
+    return ((valid[:, None, :] & causal[None]) | itself[None])[:, None]

@@ -13,7 +13,11 @@ from theseus.model.layers.norm import Norm, NormKind
 
 
 class TransformerBlock(nn.Module):
-    """One decoder layer. Its call returns ``(x, None)`` so it can be scanned over layers."""
+    """One decoder layer. Its call returns ``(x, None)`` so it can be scanned over layers.
+
+    With ``decode`` its attention keeps keys and values in the ``cache`` collection
+    (see :class:`CausalSelfAttention`).
+    """
 
     n_embd: int
     n_head: int
@@ -25,14 +29,17 @@ class TransformerBlock(nn.Module):
     use_bias: bool = False
     dropout: float = 0.0
     deterministic: bool = True
+    decode: bool = False
     init_std: float = 0.02
     out_std: float = 0.02
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jax.Array, positions: jax.Array) -> tuple[jax.Array, None]:
-        """Apply the layer to the residual stream ``x[B, T, n_embd]``."""
+    def __call__(
+        self, x: jax.Array, positions: jax.Array, mask: jax.Array | None = None
+    ) -> tuple[jax.Array, None]:
+        """Apply the layer to the residual stream ``x[B, T, n_embd]``; ``mask[B, T]`` marks real tokens."""
         x = nn.with_logical_constraint(x, (Axes.BATCH.value, Axes.BLOCK_SIZE.value, Axes.N_EMBD.value))
         drop = nn.Dropout(self.dropout, deterministic=self.deterministic)
 
@@ -44,7 +51,7 @@ class TransformerBlock(nn.Module):
             use_bias=self.use_bias, init_std=self.init_std, out_std=self.out_std, dtype=self.dtype,
             param_dtype=self.param_dtype, name="attn",
         )
-        x = x + drop(attention(norm("attn_norm")(x), positions))
+        x = x + drop(attention(norm("attn_norm")(x), positions, mask, self.decode))
         mlp = MLP(
             self.n_embd_ff, self.mlp, use_bias=self.use_bias, init_std=self.init_std, out_std=self.out_std,
             dtype=self.dtype, param_dtype=self.param_dtype, name="mlp",

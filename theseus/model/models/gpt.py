@@ -130,12 +130,24 @@ class GPT(Module):
 
     @nn.compact
     def __call__(
-        self, idx: jax.Array, *, deterministic: bool = True, positions: jax.Array | None = None
+        self,
+        idx: jax.Array,
+        *,
+        deterministic: bool = True,
+        positions: jax.Array | None = None,
+        mask: jax.Array | None = None,
+        decode: bool = False,
     ) -> jax.Array:
         """Logits ``float32[B, T, vocab_size]`` for token ids ``idx[B, T]``.
 
-        ``positions`` (default ``arange(T)``) are the absolute positions of the tokens.
-        Dropout is active only when ``deterministic`` is False (needs a ``dropout`` rng).
+        ``positions`` (``[T]`` or per row ``[B, T]``; default ``arange(T)``) are the
+        absolute positions of the tokens. ``mask[B, T]`` (default: all True) marks real
+        tokens; padding is never attended to, so left-padded rows give the logits they would
+        alone when their positions start at 0 at their first real token. With ``decode``
+        the keys and values are appended to the ``cache`` collection (apply with
+        ``mutable=["cache"]``) and ``idx`` attends over everything cached before it: see
+        :func:`theseus.inference.kv_cache.init_cache`. Dropout is active only when
+        ``deterministic`` is False (needs a ``dropout`` rng).
         """
         length = idx.shape[-1]
         if self.position == "learned" and length > self.block_size:
@@ -154,7 +166,7 @@ class GPT(Module):
                 param_dtype=param_dtype, name="position_embedding",
             )(positions)
         x = nn.Dropout(self.dropout, deterministic=deterministic)(x)
-        x = self._blocks(x, positions, deterministic)
+        x = self._blocks(x, positions, mask, deterministic, decode)
         x = Norm(self.norm, self.norm_eps, self.bias, dtype, param_dtype, name="final_norm")(x)
         if self.tie_embeddings:
             logits = tokens.attend(x)
@@ -165,10 +177,13 @@ class GPT(Module):
             )(x).astype(jnp.float32)
         return self.constrain(logits, (Axes.BATCH, Axes.BLOCK_SIZE, Axes.VOCAB))
 
-    def _blocks(self, x: jax.Array, positions: jax.Array, deterministic: bool) -> jax.Array:
+    def _blocks(
+        self, x: jax.Array, positions: jax.Array, mask: jax.Array | None, deterministic: bool, decode: bool
+    ) -> jax.Array:
         block: Any = TransformerBlock
-        if self.remat != "none":
+        if self.remat != "none" and not decode:
             block = nn.remat(block, policy=REMAT_POLICIES[self.remat], prevent_cse=not self.scan_layers)
+        args = (positions,) if mask is None else (positions, mask)
         settings = {
             "n_embd": self.n_embd,
             "n_head": self.n_head,
@@ -180,6 +195,7 @@ class GPT(Module):
             "use_bias": self.bias,
             "dropout": self.dropout,
             "deterministic": deterministic,
+            "decode": decode,
             "init_std": self.init_std,
             "out_std": self.init_std / (2 * self.n_layers) ** 0.5,
             "dtype": self.compute_dtype,
@@ -190,14 +206,14 @@ class GPT(Module):
                 block,
                 variable_axes={"params": 0, "cache": 0},
                 split_rngs={"params": True, "dropout": True},
-                in_axes=(nn.broadcast,),
+                in_axes=(nn.broadcast,) * len(args),
                 length=self.n_layers,
                 metadata_params={nn.PARTITION_NAME: Axes.N_LAYERS.value},
             )
-            x, _ = stack(**settings, name=SCANNED)(x, positions)
+            x, _ = stack(**settings, name=SCANNED)(x, *args)
             return x
         for i in range(self.n_layers):
-            x, _ = block(**settings, name=UNSCANNED.format(i))(x, positions)
+            x, _ = block(**settings, name=UNSCANNED.format(i))(x, *args)
         return x
 
 
