@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README demo, offline: tokenize the embedded Shakespeare corpus, pretrain a small
-# character-level GPT on it, and show the run with the inspection commands.
+# character-level GPT on it, show the run with the inspection commands, and sample from it.
 set -euo pipefail
 OUT=${OUT:-out}
 VENV=${VENV:-.venv}
@@ -22,3 +22,6 @@ echo "== 2. pretrain a small GPT on it"
 echo "== 3. inspect"
 "$T" ls "$OUT"
 "$T" checkpoints shakespeare-gpt "$OUT"
+
+echo "== 4. sample from it"
+"$T" generate shakespeare-gpt "$OUT" --prompt "ROMEO:" --max-new-tokens 100

@@ -15,7 +15,7 @@ import pytest
 from theseus.data.byte_tokenizer import ByteTokenizer
 from theseus.errors import TheseusError
 from theseus.inference import generate, generate_cached
-from theseus.inference.kv_cache import TRACES
+from theseus.inference.kv_cache import TRACES, init_cache
 from theseus.model.models import GPT
 
 TOK = ByteTokenizer()
@@ -72,7 +72,7 @@ def test_greedy_with_cache_equals_full_recomputation_and_compiles_once(name):
     others = [TOK.encode("Once more unto"), TOK.encode("xy"), TOK.encode("Now is the wint")]
     after = Counter(TRACES)
     again = cached(name, others, NEW - 4)
-    assert TRACES == after
+    assert after == TRACES
     assert [g.tokens for g in again] == [g.tokens for g in reference(name, others, NEW - 4)]
 
 
@@ -83,7 +83,7 @@ def test_each_row_stops_at_its_eos_and_stop_string():
     kwargs = {"eos_id": eos, "stop_strings": [stop], "tokenizer": TOK}
     before = Counter(TRACES)
     out = cached("scanned-rope", PROMPTS, **kwargs)
-    assert TRACES == before  # eos id and stop strings are not compiled in
+    assert before == TRACES  # eos id and stop strings are not compiled in
     assert out == reference("scanned-rope", PROMPTS, **kwargs)
     first = rows[0].index(eos)
     assert out[0].finish_reason == "eos" and out[0].tokens == list(rows[0][:first])
@@ -128,6 +128,34 @@ def test_padding_is_masked_out_of_the_full_forward():
     np.testing.assert_allclose(padded[0, 3:], forward(model)(params, idx[:, 3:])[0], atol=1e-5)
     np.testing.assert_allclose(padded[1], forward(model)(params, idx)[1], atol=1e-5)
     assert np.isfinite(np.asarray(padded)).all()
+
+
+def test_the_scanned_layer_stack_decodes_like_its_full_forward():
+    model, params = model_and_params("scanned-rope")
+    assert model.scan_layers  # generate_cached unrolls it, so decode it here directly
+    idx = jnp.asarray(np.random.default_rng(2).integers(0, 256, (2, 12)), jnp.int32)
+    mask = jnp.arange(8)[None, :] >= jnp.asarray([[0], [3]])  # row 1 has 3 pads in front
+    positions = jnp.maximum(jnp.cumsum(mask, axis=1) - 1, 0)
+
+    @jax.jit
+    def step(cache, ids, positions, mask):
+        logits, variables = model.apply(
+            {"params": params, "cache": cache}, ids, positions=positions, mask=mask, decode=True, mutable=["cache"]
+        )
+        return variables["cache"], logits
+
+    cache = init_cache(model, 2, 12)
+    assert cache["blocks"]["attn"]["kv_cache"]["key"].shape == (2, 2, 2, 12, 16)  # layers, B, H, S, head_dim
+    cache, logits = step(cache, idx[:, :8], positions, mask)
+    got = [logits[:, -1]]
+    for t in range(8, 11):
+        cache, logits = step(cache, idx[:, t : t + 1], positions[:, -1:] + t - 7, None)
+        got.append(logits[:, -1])
+    rows = [idx[0, :11], idx[1, 3:11]]
+    for row, tokens in enumerate(rows):
+        full = forward(model)(params, tokens[None])[0]
+        np.testing.assert_allclose(jnp.stack(got)[:, row], full[-4:], atol=1e-4)
+    assert cache["blocks"]["attn"]["kv_cache"]["index"].tolist() == [11, 11]
 
 
 def test_bad_settings_are_user_errors():

@@ -9,9 +9,10 @@ contract (:class:`theseus.model.models.GPT`)::
     model.apply({"params": p, "cache": c}, idx, positions=pos, mask=mask, decode=True,
                 mutable=["cache"]) -> (logits[B, T, V], {"cache": c'})
 
-Two functions are compiled: the prefill (per batch bucket and prompt bucket) and a
-decode loop that runs up to ``chunk`` steps on the device before the host looks at the
-new tokens for stop strings (per batch bucket and cache length). Batches are padded to a
+A scanned GPT decodes with its layers unrolled (see :func:`unrolled`). Two functions are
+compiled: the prefill (per batch bucket and prompt bucket) and a decode loop that runs up
+to ``chunk`` steps on the device before the host looks at the new tokens for stop
+strings (per batch bucket and cache length). Batches are padded to a
 power of two rows and prompts to a power of two columns, so different prompts reuse the
 same compilations. :data:`TRACES` counts how often each was traced.
 
@@ -33,7 +34,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from theseus.errors import TheseusError
 from theseus.inference.generate import Generation, _check_arguments, _pick, _Rows, _truncate, bucket
+from theseus.model.models.gpt import GPT, unstack_layers
 
 TRACES: Counter[str] = Counter()
 """How many times ``prefill`` and ``decode`` were traced (compiled) in this process."""
@@ -70,6 +73,18 @@ class _Sampler:
         return jax.vmap(one)(logits, row_keys)
 
 
+def unrolled(model: nn.Module, params: Any) -> tuple[nn.Module, Any]:
+    """A scanned GPT as its unrolled twin with the parameters unstacked (others unchanged).
+
+    Generation decodes with unrolled layers: a scanned layer stack passes each layer's
+    cache through the scan as a copy at every step, while unrolled layers update their
+    caches in place. Inside ``jit`` the unstacking is free.
+    """
+    if isinstance(model, GPT) and model.scan_layers:
+        return model.clone(scan_layers=False), unstack_layers(params)
+    return model, params
+
+
 def init_cache(model: nn.Module, batch: int, length: int) -> Any:
     """A zeroed ``cache`` collection for ``batch`` rows and ``length`` columns (works inside jit)."""
     shapes = jax.eval_shape(
@@ -92,6 +107,7 @@ def _prefill(
     length: int,
 ) -> tuple[Any, jax.Array]:
     TRACES["prefill"] += 1
+    model, params = unrolled(model, params)
     cache = init_cache(model, idx.shape[0], length)
     logits, variables = model.apply(
         {"params": params, "cache": cache}, idx, positions=positions, mask=mask, decode=True, mutable=["cache"]
@@ -122,6 +138,7 @@ def _decode(
     filled), ``count`` and the last token of each row.
     """
     TRACES["decode"] += 1
+    model, params = unrolled(model, params)
     out = jnp.zeros((token.shape[0], chunk), jnp.int32)
 
     def running(carry: tuple[Any, ...]) -> jax.Array:
@@ -170,14 +187,19 @@ def generate_cached(
     ``jax.random.key(0)``); a given ``rng`` gives the same output on every call. A row
     stops at ``eos_id`` or when its decoded output contains one of ``stop_strings`` (which
     needs ``tokenizer``). With a ``tokenizer``, ids it cannot decode (at or above its
-    ``vocab_size``, in a model whose vocabulary is padded) are never generated. Prompts longer than ``max_length - max_new_tokens`` (default
-    ``max_length``: ``model.block_size``) lose their oldest tokens, with a warning.
-    ``chunk`` is how many tokens are decoded on the device between looks at the output.
-    Raises :class:`~theseus.errors.TheseusError` for an empty prompt or bad settings.
+    ``vocab_size``: a model's vocabulary is often padded) are never generated. Prompts
+    longer than ``max_length - max_new_tokens`` (default ``max_length``:
+    ``model.block_size``) lose their oldest tokens, with a warning. ``chunk`` is how many
+    tokens are decoded on the device between looks at the output. Raises
+    :class:`~theseus.errors.TheseusError` for an empty prompt or bad settings.
     """
     if max_length is None:
-        max_length = int(model.block_size)  # type: ignore[attr-defined]
-    _check_arguments(prompts_ids, max_new_tokens, temperature, top_k, top_p, stop_strings, tokenizer, max_length)
+        max_length = getattr(model, "block_size", None)
+        if max_length is None:
+            raise TheseusError(f"generate: {type(model).__name__} has no block_size; pass max_length")
+    _check_arguments(
+        prompts_ids, max_new_tokens, temperature, top_k, top_p, stop_strings, tokenizer, max_length
+    )
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     rows = _truncate(prompts_ids, max_new_tokens, max_length)
@@ -195,9 +217,7 @@ def generate_cached(
     key = rng if rng is not None else jax.random.key(0)
     row_keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(batch))
     sampler = _Sampler(temperature == 0.0, top_k, top_p is not None)
-    vocab = int(model.vocab_size)  # type: ignore[attr-defined]
-    if tokenizer is not None:
-        vocab = min(vocab, int(tokenizer.vocab_size))
+    vocab = int(tokenizer.vocab_size) if tokenizer is not None else np.iinfo(np.int32).max
     knobs = {
         "temperature": np.float32(max(temperature, 1e-6)),
         "top_p": np.float32(top_p if top_p is not None else 1.0),
@@ -231,4 +251,4 @@ def generate_cached(
     return outputs.results()
 
 
-__all__ = ["TRACES", "generate_cached", "init_cache"]
+__all__ = ["TRACES", "generate_cached", "init_cache", "unrolled"]

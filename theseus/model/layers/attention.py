@@ -14,9 +14,10 @@ from theseus.model.layers.rope import apply_rope, rope_angles
 class KVCache(nn.Module):
     """Keys and values of the tokens seen so far, in the ``cache`` collection.
 
-    Holds ``key`` and ``value`` ``[B, S, H, head_dim]``, ``mask`` ``[B, S]`` (which
-    columns hold real tokens) and ``index`` (the next free column, shared by all rows).
-    ``S`` is the length of the input the cache was initialised with.
+    Holds ``key`` and ``value`` heads-first, ``[B, H, S, head_dim]`` (so attending over
+    them needs no transpose), ``mask`` ``[B, S]`` (which columns hold real tokens) and
+    ``index`` (the next free column, shared by all rows). ``S`` is the length of the input
+    the cache was initialised with.
     """
 
     @nn.compact
@@ -25,22 +26,23 @@ class KVCache(nn.Module):
     ) -> tuple[jax.Array, jax.Array, jax.Array]:
         """Append ``k``/``v`` ``[B, T, H, head_dim]`` (``mask[B, T]``: real tokens, default all).
 
-        Returns every cached key and value ``[B, S, H, head_dim]`` and which of them each
+        Returns every cached key and value ``[B, H, S, head_dim]`` and which of them each
         of the ``T`` new queries may see, ``bool[B, 1, T, S]``.
         """
         batch, length = k.shape[:2]
+        k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
         keys = self.variable("cache", "key", jnp.zeros, k.shape, k.dtype)
         values = self.variable("cache", "value", jnp.zeros, v.shape, v.dtype)
         valid = self.variable("cache", "mask", jnp.zeros, (batch, length), jnp.bool_)
         index = self.variable("cache", "index", lambda: jnp.zeros((), jnp.int32))
         start = index.value
         new = jnp.ones((batch, length), jnp.bool_) if mask is None else mask.astype(jnp.bool_)
-        keys.value = jax.lax.dynamic_update_slice(keys.value, k.astype(keys.value.dtype), (0, start, 0, 0))
-        values.value = jax.lax.dynamic_update_slice(values.value, v.astype(values.value.dtype), (0, start, 0, 0))
+        keys.value = jax.lax.dynamic_update_slice(keys.value, k.astype(keys.value.dtype), (0, 0, start, 0))
+        values.value = jax.lax.dynamic_update_slice(values.value, v.astype(values.value.dtype), (0, 0, start, 0))
         valid.value = jax.lax.dynamic_update_slice(valid.value, new, (0, start))
         index.value = start + length
-        columns = jnp.arange(keys.value.shape[1])
-        return keys.value, values.value, see(valid.value, start + jnp.arange(length), columns)
+        columns = jnp.arange(keys.value.shape[2])
+        return keys.value, values.value, visible_keys(valid.value, start + jnp.arange(length), columns)
 
 
 class CausalSelfAttention(nn.Module):
@@ -105,16 +107,29 @@ class CausalSelfAttention(nn.Module):
         """
         q, k, v = self.project(x, positions)
         if decode:
-            k, v, allowed = self.kv_cache(k, v, mask)
-        elif mask is not None:
-            columns = jnp.arange(x.shape[1])
-            allowed = see(mask.astype(jnp.bool_), columns, columns)
-        else:
-            allowed = None
-        return self.out(self.attend(q, k, v, allowed))
+            keys, values, allowed = self.kv_cache(k, v, mask)
+            return self.out(attend_heads_first(q, keys, values, allowed))
+        if mask is None:
+            return self.out(self.attend(q, k, v))
+        columns = jnp.arange(x.shape[1])
+        return self.out(self.attend(q, k, v, visible_keys(mask.astype(jnp.bool_), columns, columns)))
 
 
-def see(valid: jax.Array, query_columns: jax.Array, key_columns: jax.Array) -> jax.Array:
+def attend_heads_first(q: jax.Array, keys: jax.Array, values: jax.Array, allowed: jax.Array) -> jax.Array:
+    """Softmax attention of ``q[B, T, H, D]`` over heads-first ``keys``/``values`` ``[B, H, S, D]``.
+
+    ``allowed`` is ``bool[B, 1, T, S]``; the result is merged to ``[B, T, H * D]``. The
+    scores and the softmax are float32.
+    """
+    scale = q.shape[-1] ** -0.5
+    scores = jnp.einsum("bthd,bhsd->bhts", q, keys, preferred_element_type=jnp.float32) * scale
+    scores = jnp.where(allowed, scores, jnp.finfo(jnp.float32).min)
+    weights = jax.nn.softmax(scores, axis=-1).astype(values.dtype)
+    y = jnp.einsum("bhts,bhsd->bthd", weights, values)
+    return y.reshape(*y.shape[:2], -1)
+
+
+def visible_keys(valid: jax.Array, query_columns: jax.Array, key_columns: jax.Array) -> jax.Array:
     """Which keys each query may attend to, ``bool[B, 1, T, S]``.
 
     A query sees the real (``valid[B, S]``) keys at or before its own column, and always
