@@ -263,6 +263,7 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
         import jax
 
         from theseus.data.loader import Prefetcher
+        from theseus.training.sharding import shard_batch
         from theseus.training.step import init_train_state, make_eval_step, make_train_step
 
         args: BaseTrainerConfig = self.args
@@ -281,7 +282,9 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
             schedule=schedule,
         )
         self.eval_step = make_eval_step(self.model, mesh=self.mesh, param_shardings=shardings.params)
-        self.val_batches = self.sampler.validation_batches(args.val_batches) if args.val_batches > 0 else []
+        # the fixed validation set is placed on the devices once
+        fixed = self.sampler.validation_batches(args.val_batches) if args.val_batches > 0 else []
+        self.val_batches = [shard_batch(batch, self.mesh) for batch in fixed]
         self.prefetcher = Prefetcher(self.sampler, start_step=self.start_step, depth=max(1, args.prefetch))
 
     @staticmethod
@@ -320,26 +323,23 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
         window_start = time.perf_counter()
         window_steps = 0
         data_wait = 0.0
-        compile_time: float | None = None
-        compile_logged = False
-        pending: list[Any] = []
+        extra: dict[str, Any] = {}  # goes into the next record (the first step's compile time)
         for step in range(self.start_step + 1, self.total_steps + 1):
             t0 = time.perf_counter()
             batch = next(self.prefetcher)
             data_wait += time.perf_counter() - t0
             device_batch = shard_batch(microbatches(batch, self.accum_steps), self.mesh)
             self.state, metrics = self.train_step(self.state, device_batch, self.dropout_key)
-            if compile_time is None:  # the first step compiles: keep it out of the throughput
+            if step == self.start_step + 1:  # the first step compiles: keep it out of the throughput
                 jax.block_until_ready(metrics)
-                compile_time = time.perf_counter() - window_start
+                extra["compile_time"] = time.perf_counter() - window_start
                 window_start, data_wait = time.perf_counter(), 0.0
             else:
                 window_steps += 1
-            pending.append(metrics)
             last = step == self.total_steps
             validate = last or (args.val_every > 0 and step % args.val_every == 0)
             if step % args.log_every == 0 or last or validate:
-                fetched = jax.device_get(pending[-1])
+                fetched = jax.device_get(metrics)
                 elapsed = time.perf_counter() - window_start
                 record: dict[str, Any] = {
                     "step": step,
@@ -347,7 +347,9 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
                     "lr": float(fetched["lr"]),
                     "grad_norm": float(fetched["grad_norm"]),
                     "tokens": step * tokens_per_step,
+                    **extra,
                 }
+                extra.clear()
                 if window_steps:
                     record.update(
                         step_time=elapsed / window_steps,
@@ -356,16 +358,12 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
                         mfu=flops_per_step * window_steps / elapsed / (peak.flops * n_devices),
                         mfu_peak_source=peak.source,
                     )
-                if compile_time is not None and not compile_logged:
-                    record["compile_time"] = compile_time
-                    compile_logged = True
                 if not np.isfinite(record["loss"]):
                     log.warning("loss is %s at step %d", record["loss"], step)
                 if validate:
                     record.update(self._validate(final=last))
                 self.sink.write(record)
                 log.info(format_line(record, self.total_steps))
-                pending.clear()
                 window_steps, data_wait = 0, 0.0
                 window_start = time.perf_counter()
             self.report(step)
@@ -378,14 +376,12 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
     def _validate(self, final: bool = False) -> dict[str, float]:
         import jax
 
-        from theseus.training.sharding import shard_batch
-
         out: dict[str, float] = {}
         if self.val_batches:
             loss_sum = 0.0
             n_tokens = 0.0
             for batch in self.val_batches:
-                result = jax.device_get(self.eval_step(self.state.params, shard_batch(batch, self.mesh)))
+                result = jax.device_get(self.eval_step(self.state.params, batch))
                 loss_sum += float(result["loss_sum"])
                 n_tokens += float(result["n_tokens"])
             out["val_loss"] = loss_sum / max(n_tokens, 1.0)
