@@ -404,6 +404,7 @@ def status(name: str, out: str, project: str, group: str) -> None:
     run = _existing_run(out, name, project, group)
     st = run.read_status() or {}
     beat = st.get("heartbeat")
+    newest = latest_step(run.checkpoints_dir)
     rows = [
         ("run", str(run.path)),
         ("job", st.get("job", "-")),
@@ -417,10 +418,7 @@ def status(name: str, out: str, project: str, group: str) -> None:
             f"{iso(beat)} ({time.time() - beat:.0f}s ago)" if isinstance(beat, (int, float)) else "-",
         ),
         ("attempt", st.get("attempt", "-")),
-        (
-            "checkpoint",
-            latest_step(run.checkpoints_dir) if latest_step(run.checkpoints_dir) is not None else "-",
-        ),
+        ("checkpoint", "-" if newest is None else newest),
         ("metrics", _metrics_summary(run.last_metrics()) or "-"),
     ]
     if st.get("error"):
