@@ -136,7 +136,6 @@ class CheckpointManager:
 
     def save(self, step: int, state: Any, meta: dict[str, Any] | None = None) -> None:
         """Start saving ``state`` (a pytree of arrays) and ``meta`` (JSON) as ``step``."""
-        import numpy as np
         import orbax.checkpoint as ocp
 
         self.wait()
@@ -145,7 +144,7 @@ class CheckpointManager:
             if step in complete_steps(self.directory):
                 return  # already saved (e.g. the final step after an interval save)
             shutil.rmtree(target)
-        state = _to_savable(state, np)
+        state = _to_savable(state)
         record = dict(meta or {})
         record.setdefault("step", step)
         record["saved_at"] = now()
@@ -212,7 +211,7 @@ class CheckpointManager:
             sharding = getattr(arr, "sharding", None)
             return jax.ShapeDtypeStruct(np.shape(arr), arr.dtype, sharding=sharding)
 
-        target = jax.tree.map(abstract, _to_savable(template, np))
+        target = jax.tree.map(abstract, _to_savable(template))
         restored = self._ckpt.restore(
             self.directory / str(step),
             args=ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()),
@@ -227,9 +226,10 @@ class CheckpointManager:
             close()
 
 
-def _to_savable(tree: Any, np: Any) -> Any:
+def _to_savable(tree: Any) -> Any:
     """Turn numpy/python scalars into 0-d arrays (orbax saves arrays only)."""
     import jax
+    import numpy as np
 
     def fix(x: Any) -> Any:
         if isinstance(x, (int, float, bool, np.generic)):
