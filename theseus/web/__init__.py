@@ -20,6 +20,13 @@ import importlib.util
 REQUIRED = ("starlette", "uvicorn", "jinja2")
 
 
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # ValueError: a module blocked in sys.modules
+        return False
+
+
 def missing_dependencies() -> list[str]:
     """The modules of the ``web`` extra that are not installed."""
-    return [name for name in REQUIRED if importlib.util.find_spec(name) is None]
+    return [name for name in REQUIRED if not _importable(name)]

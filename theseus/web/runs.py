@@ -112,13 +112,14 @@ def summarize(run: RunDirectory) -> RunSummary:
     status = run.read_status() or {}
     last = run.last_metrics() or {}
     project, group = run.path.parent.parent.name, run.path.parent.name
+    steps = [s for s in (_int(status.get("step")), _int(last.get("step"))) if s is not None]
     return RunSummary(
         project=project,
         group=group,
         name=run.name,
         job=str(status.get("job") or (run.read_job() or {}).get("job") or "-"),
         state=run.effective_state(),
-        step=_int(status.get("step")),
+        step=max(steps) if steps else None,  # status.json is rewritten at most once a second
         total=_int(status.get("total_steps")),
         loss=_number(last.get("loss")),
         val_loss=_number(last.get("val_loss", last_with(run.metrics_path, "val_loss"))),
