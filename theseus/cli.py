@@ -542,7 +542,7 @@ def generate_text(
 @theseus.command()
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535), help="Port.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one).")
 @click.option(
     "--token", envvar="THESEUS_WEB_TOKEN", help="Access token every request must carry (needed off loopback)."
 )

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -82,6 +83,16 @@ def test_non_loopback_bind_without_token_refuses_to_start(out):
     assert "Traceback" not in proc.stderr
     with pytest.raises(OSError):
         request(port, "GET", "/")
+
+
+def test_missing_out_and_busy_port_are_one_line(out, tmp_path):
+    missing = run_cli("web", str(tmp_path / "nowhere"), "--port", "0", timeout=60)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "does not exist" in missing.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = run_cli("web", str(out), "--port", str(busy.getsockname()[1]), timeout=60)
+    assert taken.returncode == 2 and taken.stderr.count("\n") == 1 and "cannot listen" in taken.stderr, taken.stderr
 
 
 def test_short_token_is_refused(out):

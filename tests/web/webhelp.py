@@ -4,6 +4,7 @@ import http.client
 import json
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -90,24 +91,25 @@ class Server:
 
 
 def start_web(out, *args, headers=None) -> Server:
-    """Start `theseus web OUT --port FREE ARGS...` and wait until it answers."""
-    port = free_port()
-    proc = start_cli("web", str(out), "--port", str(port), *args)
-    server = Server(proc, port, headers=dict(headers or {}))
+    """Start `theseus web OUT --port 0 ARGS...` (any free port, read from its banner) and wait until it answers."""
+    proc = start_cli("web", str(out), "--port", "0", *args)
+    banner = proc.stdout.readline()
+    match = re.search(r"http://127\.0\.0\.1:(\d+)/", banner)
+    if not match:
+        proc.kill()
+        raise AssertionError(f"theseus web printed {banner!r}; stderr: {proc.stderr.read()}")
+    server = Server(proc, int(match.group(1)), banner, dict(headers or {}))
     deadline = time.time() + 60
     while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"theseus web exited {proc.returncode}: {proc.stderr.read()}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
+            with socket.create_connection(("127.0.0.1", server.port), timeout=1):
+                return server
         except OSError:
+            if proc.poll() is not None:
+                raise AssertionError(f"theseus web exited {proc.returncode}: {proc.stderr.read()}") from None
             time.sleep(0.05)
-    else:
-        server.stop()
-        raise AssertionError("theseus web did not start listening")
-    server.banner = proc.stdout.readline()
-    return server
+    server.stop()
+    raise AssertionError("theseus web did not start listening")
 
 
 def write_run(root, name, n, *, state="completed", project="default", group="default", val_every=50,
