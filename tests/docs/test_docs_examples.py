@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from clihelp import REPO, run_cli
+from clihelp import REPO, run_cli, tokenize_tiny_shakespeare
 from docblocks import MarkerError, parse
 
 DOCS = REPO / "docs"
@@ -29,10 +29,8 @@ def demo(tmp_path_factory):
     """An output root like the one `make demo` leaves, at a tiny scale: tokenized Shakespeare and `shakespeare-gpt`."""
     root = tmp_path_factory.mktemp("docs-demo") / "out"
     root.mkdir()
-    tok, gpt = root / "tokenize.yaml", root / "gpt.yaml"
-    run_cli("configure", "data/tokenize_variable_dataset", str(tok), "data.dataset=shakespeare",
-            "data.max_documents=3", "data.val_fraction=0.34", check=True)
-    run_cli("run", "tokenize-shakespeare", str(tok), str(root), check=True)
+    tokenize_tiny_shakespeare(root, "tokenize-shakespeare")
+    gpt = root / "gpt.yaml"
     run_cli("configure", "gpt/train/pretrain", str(gpt), *DEMO_SETTINGS, check=True)
     run_cli("run", "shakespeare-gpt", str(gpt), str(root), check=True)
     return root

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from clihelp import run_cli
+from clihelp import run_cli, tokenize_tiny_shakespeare
 from webhelp import artifacts, launch_chromium, require_playwright, start_nice, start_web, write_run
 
 from theseus.web.app import fmt_number
@@ -37,10 +37,7 @@ def records(out, name):
 def out(tmp_path_factory):
     """Tokenized Shakespeare (three plays), a finished run with results, a 100k-record run, a hostile name."""
     root = tmp_path_factory.mktemp("web")
-    tok = root / "tok.yaml"
-    run_cli("configure", "data/tokenize_variable_dataset", str(tok), "data.dataset=shakespeare",
-            "data.max_documents=3", "data.val_fraction=0.34", check=True)
-    run_cli("run", "tok", str(tok), str(root), check=True)
+    tokenize_tiny_shakespeare(root)
     curve = write_run(root, "curve", 300, val_every=50)
     curve.write_result("shakespeare_ppl", {"shakespeare_ppl": {"perplexity": 7.25, "tokens": 4096}})
     write_run(root, "big", BIG, val_every=100)

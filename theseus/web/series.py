@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from theseus.fsio import parse_records
 from theseus.web.files import NotFound, inside
 
 #: the metrics charted when a run has them, in page order; ``eval/*`` keys follow
@@ -52,15 +53,7 @@ def parse_lines(data: bytes) -> list[dict[str, Any]]:
             return records
     except ValueError:
         pass  # a torn line, or NaN/Infinity (valid for Python's json, not for the fast parser)
-    out = []
-    for line in body.split(b"\n"):
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(rec, dict):
-            out.append(rec)
-    return out
+    return parse_records(body.split(b"\n"))
 
 
 def wanted(keys: set[str]) -> list[str]:
