@@ -155,6 +155,13 @@ def test_chromium_renders_the_pages_in_the_house_style(server, out):
         page.locator('#x-axis button[data-x="time"]').click()
         assert page.evaluate("window.theseus.charts.loss.plot.scales.x.time") is True
 
+        # 100,000 records: navigation start to the charts drawn (the server parsed the file at start-up)
+        page.goto(server.base + "/runs/default/default/big")
+        page.wait_for_selector('.chart[data-key="loss"][data-points]')
+        drawn = page.evaluate("performance.getEntriesByName('theseus:charts')[0].startTime")
+        print(f"100k-record run page in Chromium, navigation to charts drawn: {drawn:.0f} ms")
+        assert drawn < 1000, drawn
+
         # the live run: the chart grows while the page is open
         page.goto(server.base + "/runs/default/default/live")
         page.wait_for_selector('.chart[data-key="loss"][data-points]')
@@ -169,24 +176,44 @@ def test_chromium_renders_the_pages_in_the_house_style(server, out):
 
 
 def test_a_hundred_thousand_records_load_under_a_second(server, out):
-    """The page and its chart data, cold: each try replaces metrics.jsonl so the server parses it again."""
+    """Cold (metrics.jsonl just replaced, so the server must parse it again) and warm, over HTTP.
+
+    Cold, the first answer is a sample while the server parses the file in the background;
+    the exact downsampled series follow. Each cold round replaces the file again.
+    """
     path = run_dir(out, "big") / "metrics.jsonl"
-    timings = []
+    api = "/api/runs/default/default/big/metrics"
+    cold, exact, warm = [], [], []
     for _ in range(3):
         fresh = path.with_name("metrics.copy")
         fresh.write_bytes(path.read_bytes())
-        fresh.replace(path)  # a new inode: the server's cache starts over
+        fresh.replace(path)  # a new inode: the server's parsed copy is stale
         t0 = time.perf_counter()
-        html = server.get("/runs/default/default/big")
-        data = server.get("/api/runs/default/default/big/metrics")
-        timings.append(time.perf_counter() - t0)
-        assert html.status == 200 and data.status == 200
-        body = data.json()
-        assert body["records"] == BIG
-        assert 600 <= len(body["series"]["loss"]["step"]) <= 1202  # downsampled by min/max buckets
+        assert server.get("/runs/default/default/big").status == 200
+        first = server.get(api).json()
+        cold.append(time.perf_counter() - t0)
+        assert first["partial"] and first["records"] == BIG
+        assert 1000 <= len(first["series"]["loss"]["step"]) <= 1202
+        body = first
+        while body["partial"] and time.perf_counter() - t0 < 60:
+            time.sleep(0.05)
+            body = server.get(api).json()
+        exact.append(time.perf_counter() - t0)
+        assert not body["partial"] and body["records"] == BIG
+        assert 600 <= len(body["series"]["loss"]["step"]) <= 1202  # min/max buckets
         assert body["series"]["loss"]["step"][-1] == BIG
-    print(f"100k-record run page + chart data, cold: {', '.join(f'{t:.3f}s' for t in timings)}")
-    assert min(timings) < 1.0, timings
+        t0 = time.perf_counter()
+        assert server.get("/runs/default/default/big").status == 200
+        assert not server.get(api).json()["partial"]
+        warm.append(time.perf_counter() - t0)
+    losses = [r["loss"] for r in records(out, "big")]
+    kept = body["series"]["loss"]["value"]
+    assert max(kept) == max(losses) and min(kept) == min(losses)  # the extremes survive downsampling
+    shown = {name: ", ".join(f"{t:.3f}s" for t in times) for name, times in
+             (("cold", cold), ("exact", exact), ("warm", warm))}
+    print(f"100k-record run page + chart data: cold {shown['cold']}; exact series after {shown['exact']}; "
+          f"warm {shown['warm']}")
+    assert max(cold) < 1.0 and max(warm) < 1.0, shown
 
 
 def test_datasets_page_lists_token_counts_and_tokenizer(server, out):

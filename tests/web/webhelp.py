@@ -169,6 +169,6 @@ def start_nice(*args) -> subprocess.Popen:
     """`theseus ARGS...` in the background at low CPU priority (it must not slow the server under test)."""
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.Popen(
-        [sys.executable, "-m", "theseus.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=env, preexec_fn=lambda: os.nice(10),
+        ["nice", "-n", "10", sys.executable, "-m", "theseus.cli", *args], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=env,
     )

@@ -12,7 +12,6 @@ import contextlib
 import shlex
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote
@@ -98,15 +97,6 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-@dataclass(frozen=True)
-class Settings:
-    """What the app serves and how it is protected."""
-
-    root: Path
-    token: str | None = None
-    port: int = 8765
-
-
 def _read_text(root: Path, path: Path) -> str | None:
     try:
         real = inside(root, path)
@@ -159,9 +149,8 @@ def _commands(root: Path, run: RunDirectory, summary: RunSummary) -> dict[str, s
 class Dashboard:
     """The route handlers, sharing the output root, the templates and the metrics cache."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.root = settings.root
-        self.settings = settings
+    def __init__(self, root: Path) -> None:
+        self.root = root
         self.env = _environment()
         self.csrf = Csrf()
         self.metrics = series.MetricsCache(self.root)
@@ -210,7 +199,7 @@ class Dashboard:
         summary = summarize(run)
         status = run.read_status() or {}
         log = read_tail(self.root, run.log_path)
-        checkpoints = [c for c in list_checkpoints(run.checkpoints_dir)]
+        checkpoints = list_checkpoints(run.checkpoints_dir)
         stopped = request.query_params.get("stopped")
         return self.render(
             "run.html",
@@ -321,7 +310,7 @@ def _int_param(request: Request, name: str, default: int | None, low: int, high:
 
 def create_app(root: str | Path, *, token: str | None = None, port: int = 8765) -> Guard:
     """The dashboard for the runs under ``root``, behind the access guard."""
-    dash = Dashboard(Settings(Path(root), token, port))
+    dash = Dashboard(Path(root))
     run_path = "/runs/{project}/{group}/{name}"
     routes = [
         Route("/", dash.runs_page),

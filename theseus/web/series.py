@@ -5,6 +5,11 @@ file is parsed once per server (a cache keyed by path, extended by the bytes app
 since, restarted when the file was replaced) and each series is downsampled by
 min/max buckets, so spikes survive however long the run. Live updates read only what
 was appended after the byte offset the client last saw (:func:`increment`).
+
+Parsing a large file takes a while (about 0.3 s per 100,000 records on one CPU core),
+so the server parses every run's file in the background when it starts. A request that
+finds a large file not parsed yet gets an evenly spaced sample of its records at once,
+marked ``partial``, and asks again for the exact series (:func:`snapshot`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,10 @@ DEFAULT_POINTS = 1200
 MAX_POINTS = 20000
 #: an increment larger than this is answered with ``reset`` (the client reloads, downsampled)
 MAX_INCREMENT_BYTES = 4 * 1024 * 1024
+#: unparsed bytes above which a request is answered with a sample while the parse goes on
+PARTIAL_ABOVE = 4 * 1024 * 1024
+#: bytes parsed in one call: the parser holds the GIL, so other requests run between chunks
+PARSE_CHUNK = 1024 * 1024
 
 try:  # a faster parser when the web extra brought it
     import orjson
@@ -81,7 +90,18 @@ class MetricsFile:
         self.root = root
         self.path = path
         self.lock = threading.Lock()
+        self.warming = False
         self._reset(None)
+
+    def unparsed(self) -> int:
+        """Bytes of the file not parsed yet (all of it when the file was replaced)."""
+        try:
+            st = os.stat(inside(self.root, self.path))
+        except (OSError, NotFound):
+            return 0
+        if st.st_ino != self.inode or st.st_size < self.offset:
+            return st.st_size
+        return st.st_size - self.offset
 
     def _reset(self, inode: int | None) -> None:
         self.inode = inode
@@ -107,7 +127,12 @@ class MetricsFile:
         end = data.rfind(b"\n") + 1
         if not end:
             return
-        records = parse_lines(data[:end])
+        records: list[dict[str, Any]] = []
+        start = 0
+        while start < end:
+            stop = data.find(b"\n", min(start + PARSE_CHUNK, end - 1)) + 1
+            records.extend(parse_lines(data[start:stop]))
+            start = stop
         self.offset += end
         keys = wanted(set().union(*records)) if records else []
         new = columns(records, keys)
@@ -127,28 +152,40 @@ class MetricsCache:
         self._files: OrderedDict[Path, MetricsFile] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, path: Path) -> MetricsFile:
-        """The (refreshed) parsed file at ``path``; hold its ``lock`` while reading its columns."""
+    def entry(self, path: Path) -> MetricsFile:
+        """The cache entry of ``path`` (created empty; not refreshed)."""
         with self._lock:
             entry = self._files.pop(path, None) or MetricsFile(self.root, path)
             self._files[path] = entry
             while len(self._files) > self.size:
                 self._files.popitem(last=False)
+        return entry
+
+    def get(self, path: Path) -> MetricsFile:
+        """The (refreshed) parsed file at ``path``; hold its ``lock`` while reading its columns."""
+        entry = self.entry(path)
         with entry.lock:
             entry.refresh()
         return entry
 
 
-def warm(cache: MetricsCache, paths: list[Path]) -> threading.Thread:
-    """Parse ``paths`` into ``cache`` in a background thread (the newest first), so pages open fast."""
+def warm(cache: MetricsCache, paths: list[Path]) -> None:
+    """Parse ``paths`` into ``cache`` in a background thread, in order; files being parsed are skipped."""
+    entries = [cache.entry(path) for path in paths[: cache.size]]
+    entries = [e for e in entries if not e.warming]
+    for entry in entries:
+        entry.warming = True
 
     def work() -> None:
-        for path in paths[: cache.size]:
-            cache.get(path)
+        for entry in entries:
+            try:
+                with entry.lock:
+                    entry.refresh()
+            finally:
+                entry.warming = False
 
-    thread = threading.Thread(target=work, name="theseus-web-warm", daemon=True)
-    thread.start()
-    return thread
+    if entries:
+        threading.Thread(target=work, name="theseus-web-warm", daemon=True).start()
 
 
 def downsample(values: np.ndarray, points: int) -> np.ndarray:
@@ -189,8 +226,7 @@ def series(cols: dict[str, np.ndarray], points: int | None) -> dict[str, dict[st
         if key in X_KEYS:
             continue
         y = cols[key]
-        has = np.isfinite(y)
-        idx = np.flatnonzero(has)
+        idx = np.flatnonzero(np.isfinite(y) & np.isfinite(step))
         if points is not None:
             idx = idx[downsample(y[idx], points)]
         out[key] = {
@@ -202,15 +238,41 @@ def series(cols: dict[str, np.ndarray], points: int | None) -> dict[str, dict[st
 
 
 def snapshot(cache: MetricsCache, path: Path, points: int) -> dict[str, Any]:
-    """Every series of ``path`` downsampled to ``points``, with the offset to follow from."""
-    entry = cache.get(path)
+    """Every series of ``path`` downsampled to ``points``, with the offset to follow from.
+
+    When more than :data:`PARTIAL_ABOVE` bytes are still to be parsed, the parse goes on in
+    the background and the answer is :func:`sample` (``partial``: ask again).
+    """
+    entry = cache.entry(path)
+    if entry.warming or entry.unparsed() > PARTIAL_ABOVE:
+        warm(cache, [path])
+        return sample(cache.root, path, points)
     with entry.lock:
+        entry.refresh()
         return {
             "offset": entry.offset,
             "records": entry.count,
             "series": series(entry.cols, points),
             "reset": False,
+            "partial": False,
         }
+
+
+def sample(root: Path, path: Path, points: int) -> dict[str, Any]:
+    """About ``points`` evenly spaced records of ``path`` (and the last), marked ``partial``."""
+    try:
+        data = inside(root, path).read_bytes()
+    except (OSError, NotFound):
+        data = b""
+    end = data.rfind(b"\n") + 1
+    starts = {0, data.rfind(b"\n", 0, end - 1) + 1} if end else set()
+    for i in range(1, points):  # the line that begins after each of `points` evenly spaced bytes
+        starts.add(data.find(b"\n", i * end // points) + 1)
+    chosen = [data[s : data.find(b"\n", s)] for s in sorted(starts) if 0 <= s < end]
+    records = parse_lines(b"\n".join(chosen))
+    cols = columns(records, wanted(set().union(*records))) if records else {}
+    return {"offset": 0, "records": data.count(b"\n", 0, end), "series": series(cols, None), "reset": False,
+            "partial": True}
 
 
 def increment(root: Path, path: Path, offset: int) -> dict[str, Any]:

@@ -43,6 +43,18 @@
     return response.json();
   }
 
+  /** The metrics of a run; while the server is still parsing a large file it answers with a
+   * sample marked `partial`: show that, then ask again until the exact series arrive. */
+  async function getMetrics(api, onSample) {
+    let snap = await getJSON(api + "/metrics");
+    while (snap.partial) {
+      if (onSample) onSample(snap);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      snap = await getJSON(api + "/metrics");
+    }
+    return snap;
+  }
+
   function emptySeries() {
     return { step: [], time: [], value: [] };
   }
@@ -159,7 +171,7 @@
   }
 
   window.theseus = {
-    GROUPS, Chart, label, pageData, getJSON, emptySeries, append, hasTime, onResize, axisToggle,
+    GROUPS, Chart, label, pageData, getJSON, getMetrics, emptySeries, append, hasTime, onResize, axisToggle,
     setTimeAvailable, charts: {},
   };
 })();

@@ -26,7 +26,7 @@
 
   T.axisToggle((x) => { axis = x; render(); });
   T.onResize(() => Object.values(T.charts));
-  Promise.all(runs.map((r) => T.getJSON(r.api + "/metrics"))).then((all) => {
+  Promise.all(runs.map((r) => T.getMetrics(r.api))).then((all) => {
     snapshots = all;
     render();
   });
