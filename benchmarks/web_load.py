@@ -4,10 +4,11 @@ Writes a run directory with ``--records`` metric records (the keys a training ru
 writes, 1 in 50 with a validation loss), starts ``theseus web`` on it, and times, over
 HTTP, the run page plus its chart data:
 
-- **cold**: the first request after metrics.jsonl was replaced (the server parses the
-  whole file; each round replaces it again, so every round is cold);
-- **warm**: the same requests again (the parsed columns are cached; only what was
-  appended since is read).
+- **cold**: the first request after metrics.jsonl was replaced (each round replaces it
+  again): the server answers with an evenly spaced sample and parses the file in the
+  background;
+- **exact**: from the same start until the exact downsampled series arrive;
+- **warm**: the same requests once the file is parsed (only what was appended since is read).
 
 With ``--browser`` it also opens the page in Debian's Chromium (through Playwright) and
 reports the time from navigation start to the charts being drawn. Figures are medians
@@ -57,11 +58,16 @@ def fetch(url: str) -> bytes:
         return bytes(resp.read())
 
 
-def page_and_data(base: str) -> float:
+def page_and_data(base: str) -> tuple[float, float]:
+    """Seconds to the page and the first chart data, and to the exact chart data."""
     started = time.perf_counter()
     fetch(base + "/runs/default/default/big")
-    fetch(base + "/api/runs/default/default/big/metrics")
-    return time.perf_counter() - started
+    data = json.loads(fetch(base + "/api/runs/default/default/big/metrics"))
+    first = time.perf_counter() - started
+    while data["partial"]:
+        time.sleep(0.02)
+        data = json.loads(fetch(base + "/api/runs/default/default/big/metrics"))
+    return first, time.perf_counter() - started
 
 
 def browser_times(base: str, rounds: int) -> list[float]:
@@ -99,14 +105,16 @@ def main() -> None:
             assert match, "theseus web did not print its URL"
             base = match.group(1)
             page_and_data(base)  # the server's start-up parse is not a cold request
-            cold, warm = [], []
+            cold, exact, warm = [], [], []
             for _ in range(args.rounds):
                 copy = metrics.with_name("copy")
                 copy.write_bytes(metrics.read_bytes())
                 copy.replace(metrics)  # a new file: the server parses it again
-                cold.append(page_and_data(base))
-                warm.append(page_and_data(base))
-            for name, times in (("cold", cold), ("warm", warm)):
+                first, done = page_and_data(base)
+                cold.append(first)
+                exact.append(done)
+                warm.append(page_and_data(base)[0])
+            for name, times in (("cold", cold), ("exact", exact), ("warm", warm)):
                 print(f"{name:>5}: page + chart data median {statistics.median(times):.3f} s, min {min(times):.3f} s")
             if args.browser:
                 shown = browser_times(base, args.rounds)
