@@ -536,6 +536,31 @@ def generate_text(
         click.echo(prompt + (output.text or ""))
 
 
+# --------------------------------------------------------------------------- web
+
+
+@theseus.command()
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one).")
+@click.option(
+    "--token", envvar="THESEUS_WEB_TOKEN", help="Access token every request must carry (needed off loopback)."
+)
+@click.option("--generate-token", is_flag=True, help="Make up a token and print it once.")
+@user_errors
+def web(out: str, host: str, port: int, token: str | None, generate_token: bool) -> None:
+    """Serve the dashboard of the runs under OUT: live curves, logs, checkpoints, compare, stop."""
+    from theseus.web import missing_dependencies
+
+    if missing_dependencies():
+        raise TheseusError(
+            f"theseus web needs {', '.join(missing_dependencies())}: pip install 'theseus[web]'"
+        )
+    from theseus.web.server import serve
+
+    serve(out, host, port, token=token, generate_token=generate_token)
+
+
 def main() -> None:
     """Console-script entry point."""
     theseus()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -47,21 +48,26 @@ def append_line(path: str | Path, line: str) -> None:
         fh.flush()
 
 
+def parse_records(lines: Iterable[str | bytes]) -> list[dict[str, Any]]:
+    """The JSON objects among ``lines``; a torn or corrupt line is skipped."""
+    out: list[dict[str, Any]] = []
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Read a JSON-lines file, skipping a torn or corrupt line."""
-    out: list[dict[str, Any]] = []
     try:
         with open(path) as fh:
-            for line in fh:
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(rec, dict):
-                    out.append(rec)
+            return parse_records(fh)
     except OSError:
-        pass
-    return out
+        return []
 
 
 def last_jsonl(path: str | Path, max_bytes: int = 65536) -> dict[str, Any] | None:

@@ -153,10 +153,15 @@ def _reason(exc: BaseException) -> str:
 
 
 JOBS: Registry[Any] = Registry("job", ("theseus.experiments",))
+"""Job classes by key (``family/kind/variant``): what ``theseus jobs`` lists and ``theseus run`` runs."""
 DATASETS: Registry[Any] = Registry("dataset", ("theseus.data.datasets.registry",))
+"""Dataset classes by key, chosen with ``data.dataset`` by the tokenization jobs."""
 EVALUATIONS: Registry[Any] = Registry("evaluation", ("theseus.evaluation.datasets",))
+"""Evaluation classes by key, chosen with ``eval.evaluations``."""
 OPTIMIZERS: Registry[Any] = Registry("optimizer", ("theseus.training.optimizers",))
+"""``(build, config)`` pairs by name, chosen by a trainer's ``optimizer()``."""
 SCHEDULES: Registry[Any] = Registry("schedule", ("theseus.training.schedules",))
+"""``(build, config)`` pairs by name, chosen by a trainer's ``schedule()``."""
 
 ALL_REGISTRIES = (JOBS, DATASETS, EVALUATIONS, OPTIMIZERS, SCHEDULES)
 

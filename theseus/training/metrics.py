@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from theseus.config import field
-from theseus.rundir import RunDirectory
+from theseus.rundir import RunDirectory, now
 
 log = logging.getLogger("theseus")
 
@@ -45,10 +45,10 @@ class MetricsSink:
                 )
 
     def write(self, record: dict[str, Any]) -> None:
-        """Record one log step (``record`` must carry ``step``)."""
+        """Record one log step (``record`` must carry ``step``); metrics.jsonl also gets the wall-clock ``time``."""
         if not self.primary:
             return
-        self.run.append_metrics(record)
+        self.run.append_metrics({**record, "time": now()})
         if self._wandb is not None:
             self._wandb.log({k: v for k, v in record.items() if k != "step"}, step=int(record["step"]))
 

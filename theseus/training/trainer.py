@@ -366,7 +366,7 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
                 log.info(format_line(record, self.total_steps))
                 window_steps, data_wait = 0, 0.0
                 window_start = time.perf_counter()
-            self.report(step)
+            self.report(step, total_steps=self.total_steps)
             stop = self.stop_requested()
             if stop or self.should_checkpoint(step) or last:
                 self.save(step, self._checkpoint_tree(self.state), {"step": step, "seed": args.seed})
