@@ -162,5 +162,5 @@ class Plan:
         ]
         if self.env:
             shown = ", ".join(f"{k} (hidden)" if k in self.secret_keys else k for k in self.env)
-            lines.append(f"environment  variables: {shown}")
+            lines.append(f"variables    {shown}")
         return lines
