@@ -127,23 +127,15 @@ Host ci-ssh-root
   User root
 Host ci-ssh-closed
   Port 1
-# IdentityFile accumulates across blocks, so the refused key gets a block of its own
+# IdentityFile accumulates over matching blocks: each alias gets its key in a block of its own
 Host ci-ssh-stranger
-  HostName 127.0.0.1
-  Port $SSH_PORT
-  User $SSH_USER
   IdentityFile $SSH_DIR/stranger_ed25519
-  IdentitiesOnly yes
-  UserKnownHostsFile $SSH_DIR/known_hosts
-  StrictHostKeyChecking yes
-  BatchMode yes
-  ConnectTimeout 5
-  LogLevel ERROR
 Host ci-ssh ci-ssh-root ci-ssh-closed
+  IdentityFile $SSH_DIR/id_ed25519
+Host ci-ssh ci-ssh-root ci-ssh-closed ci-ssh-stranger
   HostName 127.0.0.1
   Port $SSH_PORT
   User $SSH_USER
-  IdentityFile $SSH_DIR/id_ed25519
   IdentitiesOnly yes
   UserKnownHostsFile $SSH_DIR/known_hosts
   StrictHostKeyChecking yes

@@ -567,7 +567,8 @@ def _status_submitted(name: str, project: str, group: str) -> None:
     handle = get(name, project, group)
     record = handle.record
     st = handle.status()
-    rows = _status_rows(f"{record.target}:{record.run_dir}", st.run_status, st.state, st.checkpoint, st.metrics)
+    run_status = {"job": record.job, **st.run_status}
+    rows = _status_rows(f"{record.target}:{record.run_dir}", run_status, st.state, st.checkpoint, st.metrics)
     rows.insert(3, ("detail", st.detail or "-"))
     rows += [("submitted", f"{iso(record.submitted_at)} to {record.backend} {record.target} (id {record.id})")]
     rows += [("scheduler", st.scheduler or "-")]

@@ -23,6 +23,12 @@ REMOTE_USER = "ci_ssh"
 # envs and code are shared by every test (an environment is built once per machine)
 WORK = "~/theseus-ci-work"
 COUNTER = str(Path(__file__).resolve().parent.parent / "foundation" / "counter_job.py")
+TINY_GPT = [
+    "architecture.vocab_size=320", "architecture.n_layers=2", "architecture.n_embd=32",
+    "architecture.n_head=2", "architecture.block_size=32", "training.batch_size=16",
+    "training.log_every=2", "training.val_every=4", "training.val_batches=2",
+    "optimization.lr=3e-3", "checkpoint.every_steps=4", "training.steps=8",
+]
 _checked: list[str] = []
 
 
@@ -134,6 +140,18 @@ class Sandbox:
             timeout=120,
         )
         assert proc.returncode == 0, proc.stderr
+
+    def gpt_with_data(self) -> tuple[Path, Path]:
+        """Tokenized Shakespeare (three plays) here and in the remote output root, and a tiny GPT config."""
+        out = self.tmp / "local"
+        tok = self.tmp / "tok.yaml"
+        run_cli("configure", "data/tokenize_variable_dataset", str(tok), "data.dataset=shakespeare",
+                "data.max_documents=3", "data.val_fraction=0.34", check=True)
+        run_cli("run", "tok", str(tok), str(out), check=True)
+        self.push_data(out)
+        gpt = self.tmp / "gpt.yaml"
+        run_cli("configure", "gpt/train/pretrain", str(gpt), *TINY_GPT, check=True)
+        return out, gpt
 
     def status(self, name: str) -> dict[str, str]:
         """`theseus status NAME` as a dict of its rows."""

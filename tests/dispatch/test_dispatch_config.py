@@ -3,6 +3,8 @@
 No infrastructure needed: the hosts here do not exist, so any attempt to reach one would fail.
 """
 
+import re
+
 import pytest
 import yaml
 from clihelp import run_cli
@@ -89,18 +91,30 @@ def test_unknown_host_or_cluster_and_missing_config_are_one_line(box):
 
 def test_bad_requests_are_refused_before_any_contact(box):
     cli, job, _ = box
+    from theseus.dispatch.dispatch import plan
+    from theseus.registry import load_module
+
+    load_module(COUNTER)
+    dispatch = parse_dispatch_config(NOWHERE)
     cases = [
-        (("--host", "gpu1", "--cluster", "big"), "not both"),
-        (("--host", "gpu1", "--chip", "a100", "-n", "1"), "cannot give 1 x a100"),
-        (("--cluster", "big", "--chip", "a100", "-n", "1"), "no GRES mapping for chip a100"),
-        (("--cluster", "big", "--partition", "gpuu"), "not one of cluster big's partitions"),
-        (("--cluster", "big", "--time", "soon"), "not a time limit"),
-        (("--host", "gpu1", "--tasks-per-node", "2"), "--tasks-per-node is for SLURM"),
-        (("--host", "gpu1", "--env", "A B=1"), "environment variable name 'A B'"),
-        (("--host", "gpu1", "counter.stpes=3"), "did you mean counter.steps"),
+        (dict(target="gpu1", hosts=["gpu2"]), "not both"),
+        (dict(hosts=["gpu1"], chip="a100", n_chips=1), "cannot give 1 x a100"),
+        (dict(target="big", chip="a100", n_chips=1), "no GRES mapping for chip a100"),
+        (dict(target="big", partition="gpuu"), "not one of cluster big's partitions"),
+        (dict(target="big", time_limit="soon"), "not a time limit"),
+        (dict(hosts=["gpu1"], tasks_per_node=2), "--tasks-per-node is for SLURM"),
+        (dict(hosts=["gpu1"], env={"A B": "1"}), "environment variable name 'A B'"),
+        (dict(target="big", nodes=3, chip="h100", n_chips=16), "16 chips do not split evenly over 3 nodes"),
+        (dict(hosts=["gpu1"], overrides=["counter.stpes=3"]), "did you mean counter.steps"),
     ]
-    for args, fragment in cases:
-        assert fragment in _one_line(cli("submit", "r", str(job), *args, "--load", COUNTER)), args
+    for kwargs, fragment in cases:
+        overrides = kwargs.pop("overrides", [])
+        with pytest.raises(TheseusError, match=re.escape(fragment)):
+            plan("r", str(job), overrides, dispatch_config=dispatch, **kwargs)
+    # and through the CLI: one line, exit 2
+    assert "--tasks-per-node is for SLURM" in _one_line(
+        cli("submit", "r", str(job), "--host", "gpu1", "--tasks-per-node", "2", "--load", COUNTER)
+    )
 
 
 # ---------------------------------------------------------------------------- dry run
@@ -124,8 +138,10 @@ def test_dry_run_to_a_cluster_prints_the_sbatch_script_and_contacts_nothing(box)
 
 def test_dry_run_to_two_hosts_names_the_coordinator(box):
     cli, job, _ = box
-    proc = cli("submit", "dry", str(job), "--nodes", "2", "--chip", "h100", "-n", "8", "--load", COUNTER, "--dry-run")
+    proc = cli("submit", "dry", str(job), "--nodes", "2", "--chip", "h100", "-n", "8", "--time", "2:00:00",
+               "--load", COUNTER, "--dry-run")
     assert proc.returncode == 0, proc.stderr
+    assert "timeout --foreground --signal=USR1 --kill-after=60 7200 " in proc.stdout  # the limit: save, exit 75
     assert "host gpu1 (nobody@nowhere.invalid), gpu2 (nobody@nowhere2.invalid)" in proc.stdout
     assert "THESEUS_COORDINATOR_ADDRESS='nowhere.invalid:<free port" in proc.stdout
     assert "export THESEUS_PROCESS_ID=1" in proc.stdout
@@ -182,3 +198,12 @@ def test_help_lists_the_remote_commands():
     out = run_cli("--help", check=True).stdout
     for command in ("submit", "cancel", "pull"):
         assert command in out
+
+
+def test_a_cluster_without_login_runs_its_scripts_here():
+    from theseus.dispatch.ssh import Remote, RemoteError
+
+    result = Remote(None, label="cluster here").run("echo theseus-answer: $((6 * 7))")
+    assert result.markers() == {"answer": "42"}
+    with pytest.raises(RemoteError, match=r"cluster here \(this machine\): no sbatch here"):
+        Remote(None, label="cluster here").run("echo 'theseus-error: no sbatch here' >&2; exit 3")

@@ -67,13 +67,15 @@ def test_bundle_carries_load_files_with_their_helpers_packages_and_plugins(tmp_p
                           env={"PYTHONPATH": f"{site}", "PATH": "/usr/bin:/bin"})
     assert made.returncode == 0, made.stderr
     assert "['loads/0/my_jobs.py', 'mylab.jobs']" in made.stdout
-    names = tarfile.open(fileobj=io.BytesIO(bundle_tar.read_bytes())).getnames()
+    with tarfile.open(fileobj=io.BytesIO(bundle_tar.read_bytes())) as tar:
+        names = tar.getnames()
     assert "loads/0/helper.py" in names and "loads/0/unrelated.py" not in names
     assert {"mylab/jobs.py", "mylab/util.py", "myplug/__init__.py", "theseus/cli.py"} <= set(names)
 
     remote = tmp_path / "remote"  # the bundle alone, as the remote sees it
     remote.mkdir()
-    tarfile.open(bundle_tar).extractall(remote, filter="data")
+    with tarfile.open(bundle_tar) as tar:
+        tar.extractall(remote, filter="data")
     listed = subprocess.run(
         [sys.executable, "-m", "theseus.cli", "jobs", "--load", str(remote / "loads/0/my_jobs.py"), "--load", "mylab.jobs"],
         cwd=remote, capture_output=True, text=True, env={"PYTHONPATH": str(remote), "PATH": "/usr/bin:/bin"},

@@ -8,14 +8,6 @@ from dispatchhelp import COUNTER, Sandbox, comparable, read_metrics, require_inf
 
 pytestmark = pytest.mark.infra
 
-TINY = [
-    "architecture.vocab_size=320", "architecture.n_layers=2", "architecture.n_embd=32",
-    "architecture.n_head=2", "architecture.block_size=32", "training.batch_size=16",
-    "training.log_every=2", "training.val_every=4", "training.val_batches=2",
-    "optimization.lr=3e-3", "checkpoint.every_steps=4", "training.steps=8",
-]
-
-
 @pytest.fixture(scope="module")
 def box(tmp_path_factory):
     require_infra()
@@ -37,14 +29,7 @@ def _job_id(box, name):
 
 
 def test_two_tasks_join_through_jax_distributed_and_match_one_process(box):
-    out = box.tmp / "local"
-    tok = box.tmp / "tok.yaml"
-    run_cli("configure", "data/tokenize_variable_dataset", str(tok), "data.dataset=shakespeare",
-            "data.max_documents=3", "data.val_fraction=0.34", check=True)
-    run_cli("run", "tok", str(tok), str(out), check=True)
-    box.push_data(out)
-    gpt = box.tmp / "gpt.yaml"
-    run_cli("configure", "gpt/train/pretrain", str(gpt), *TINY, check=True)
+    out, gpt = box.gpt_with_data()
     done = box.cli("submit", "gpt-2tasks", str(gpt), "--cluster", "slurm", "--nodes", "1", "--tasks-per-node", "2",
                    "--env", "XLA_FLAGS=--xla_force_host_platform_device_count=4", "--wait")
     assert done.returncode == 0, done.stderr

@@ -21,14 +21,6 @@ from dispatchhelp import (
 
 pytestmark = pytest.mark.infra
 
-TINY = [
-    "architecture.vocab_size=320", "architecture.n_layers=2", "architecture.n_embd=32",
-    "architecture.n_head=2", "architecture.block_size=32", "training.batch_size=16",
-    "training.log_every=2", "training.val_every=4", "training.val_batches=2",
-    "optimization.lr=3e-3", "checkpoint.every_steps=4", "training.steps=8",
-]
-
-
 @pytest.fixture(scope="module")
 def box(tmp_path_factory):
     require_infra()
@@ -39,17 +31,18 @@ def box(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def local(box):
-    """Tokenized Shakespeare and a tiny GPT config, here and on the remote; plus a local reference run."""
-    out = box.tmp / "local"
-    tok = box.tmp / "tok.yaml"
-    run_cli("configure", "data/tokenize_variable_dataset", str(tok), "data.dataset=shakespeare",
-            "data.max_documents=3", "data.val_fraction=0.34", check=True)
-    run_cli("run", "tok", str(tok), str(out), check=True)
-    box.push_data(out)
-    gpt = box.tmp / "gpt.yaml"
-    run_cli("configure", "gpt/train/pretrain", str(gpt), *TINY, check=True)
+    """Tokenized data and a tiny GPT config, here and on the remote; plus a local reference run."""
+    out, gpt = box.gpt_with_data()
     run_cli("run", "ref", str(gpt), str(out), check=True)
     return out, gpt
+
+
+@pytest.fixture(scope="module")
+def counter_yaml(box):
+    cfg = box.tmp / "counter.yaml"
+    run_cli("configure", "test/counter", str(cfg), "counter.steps=2000", "counter.sleep=0.05",
+            "checkpoint.every_steps=50", "--load", COUNTER, check=True)
+    return cfg
 
 
 def test_submitted_gpt_run_completes_and_ls_status_logs_pull_show_it(box, local):
@@ -64,6 +57,9 @@ def test_submitted_gpt_run_completes_and_ls_status_logs_pull_show_it(box, local)
     assert rows["state"] == "completed" and rows["step"] == "8" and rows["job"] == "gpt/train/pretrain"
     assert rows["checkpoint"] == "8" and "loss=" in rows["metrics"]
     assert "run gpt-ssh completed" in box.cli("logs", "gpt-ssh", check=True).stdout
+    followed = box.cli("logs", "gpt-ssh", "-f", "-n", "5", check=True, timeout=60)  # ends with the run
+    assert "run gpt-ssh completed" in followed.stdout
+    assert "already ended: completed" in box.cli("cancel", "gpt-ssh", check=True).stdout
     pulled = box.tmp / "pulled"
     box.cli("pull", "gpt-ssh", str(pulled), check=True)
     run = pulled / "runs/default/default/gpt-ssh"
@@ -114,13 +110,10 @@ def _owned_files_containing(text: str) -> list[str]:
     return hits
 
 
-def test_secret_reaches_the_process_environment_only_and_cancel_stops_the_run(box):
+def test_secret_reaches_the_process_environment_only_and_cancel_stops_the_run(box, counter_yaml):
     marker = f"/tmp/theseus-ci-pwned-{uuid.uuid4().hex[:8]}"
     secret = f"s3cret-{uuid.uuid4().hex} $(touch {marker}) `touch {marker}`; 'single' \"double\" \\"
-    cfg = box.tmp / "counter.yaml"
-    run_cli("configure", "test/counter", str(cfg), "counter.steps=2000", "counter.sleep=0.05",
-            "checkpoint.every_steps=50", "--load", COUNTER, check=True)
-    box.cli("submit", "count", str(cfg), "--host", "ci", "--env", f"THESEUS_CI_SECRET={secret}",
+    box.cli("submit", "count", str(counter_yaml), "--host", "ci", "--env", f"THESEUS_CI_SECRET={secret}",
             "--load", COUNTER, check=True)
     box.wait_until("count", lambda r: r["state"] == "running" and r["step"] not in ("-", "None"))
     pid = box.record("count")["processes"][0]["pid"]
@@ -151,36 +144,33 @@ def test_a_job_that_dies_ends_in_one_line_with_the_remote_cause(box, local):
     assert rows["state"] == "failed" and "no tokenized dataset" in rows["detail"]
 
 
-def test_unreachable_host_and_rejected_key_end_in_one_line(box, local):
-    _, gpt = local
-    line = user_error_line(box.cli("submit", "r1", str(gpt), "--host", "closed"))
+def test_unreachable_host_and_rejected_key_end_in_one_line(box, counter_yaml):
+    line = user_error_line(box.cli("submit", "r1", str(counter_yaml), "--host", "closed", "--load", COUNTER))
     assert "host closed (ci-ssh-closed)" in line and "Connection refused" in line, line
-    line = user_error_line(box.cli("submit", "r2", str(gpt), "--host", "stranger"))
+    line = user_error_line(box.cli("submit", "r2", str(counter_yaml), "--host", "stranger", "--load", COUNTER))
     assert "host stranger (ci-ssh-stranger)" in line and "Permission denied (publickey)" in line, line
     assert not (box.home / "submissions/default/default/r1.json").exists()
 
 
-def test_an_environment_that_fails_to_install_names_pips_reason(box, local):
-    _, gpt = local
-    line = user_error_line(box.cli("submit", "r3", str(gpt), "--host", "broken-env"))
+def test_an_environment_that_fails_to_install_names_pips_reason(box, counter_yaml):
+    line = user_error_line(box.cli("submit", "r3", str(counter_yaml), "--host", "broken-env", "--load", COUNTER))
     assert "host broken-env" in line and "environment failed to install" in line, line
     assert "No matching distribution found" in line, line  # pip's own reason
 
 
-def test_shell_metacharacters_in_a_name_are_refused_before_anything_is_sent(box, local):
-    _, gpt = local
+def test_shell_metacharacters_in_a_name_are_refused_before_anything_is_sent(box, counter_yaml):
     marker = f"/tmp/theseus-ci-name-{uuid.uuid4().hex[:8]}"
     for name in (f"x;touch {marker}", f"x$(touch {marker})", "x y", "../x", ".x"):
-        line = user_error_line(box.cli("submit", name, str(gpt), "--host", "ci"))
+        line = user_error_line(box.cli("submit", name, str(counter_yaml), "--host", "ci", "--load", COUNTER))
         assert "may hold only letters" in line, line
     assert not Path(marker).exists()
     sent = remote(f"ls {box.out}/runs/default/default {box.remote_root} 2>/dev/null || true").stdout.split()
     assert not [entry for entry in sent if entry.startswith(("x", "."))], sent
 
 
-def test_dry_run_prints_the_scripts_and_writes_nothing_remote(box, local):
-    _, gpt = local
-    proc = box.cli("submit", "dry", str(gpt), "--host", "dry", "--env", "TOKEN=hunter2", "--dry-run", check=True)
+def test_dry_run_prints_the_scripts_and_writes_nothing_remote(box, counter_yaml):
+    proc = box.cli("submit", "dry", str(counter_yaml), "--host", "dry", "--env", "TOKEN=hunter2", "--load", COUNTER,
+                   "--dry-run", check=True)
     assert "launch.sh" in proc.stdout and "setsid" in proc.stdout and "theseus.cli run dry" in proc.stdout
     assert "TOKEN='<hidden>'" in proc.stdout and "hunter2" not in proc.stdout
     assert remote(f"test -e {box.remote_root}/dry-work || test -e {box.remote_root}/dry-out", check=False).returncode == 1

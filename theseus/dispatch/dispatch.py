@@ -393,7 +393,7 @@ class SubmittedRun:
         return status
 
     def wait(
-        self, poll_s: float = 5.0, timeout_s: float | None = None, until: Sequence[str] = TERMINAL_STATES
+        self, poll_s: float = 2.0, timeout_s: float | None = None, until: Sequence[str] = TERMINAL_STATES
     ) -> RemoteStatus:
         """Poll until the state is one of ``until`` (default: any terminal state)."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s

@@ -65,8 +65,6 @@ def launch_script(plan: Plan, index: int, coordinator: str | None) -> str:
     lines = [
         "#!/bin/bash",
         f"# theseus submission {plan.sid}: run {plan.name} (job {plan.job_key}), process {index} of {len(plan.hosts)} on host {name}",
-        "set -u",
-        "trap 'echo \"theseus: SIGTERM: the run saves a checkpoint and stops\"' TERM",
         plan.preamble(host).rstrip("\n"),
     ]
     if coordinator is not None:
@@ -201,15 +199,9 @@ class PlainBackend:
             reports.append((proc, JobReport.parse(result), result.markers().get("alive") == "yes"))
         first = reports[0][1]
         alive = [p["host"] for p, _, up in reports if up]
-        status = RemoteStatus(
-            state="running",
-            run_status=first.run_status,
-            metrics=first.metrics,
-            checkpoint=first.checkpoint,
-            tail=first.tail,
-            scheduler=", ".join(
-                f"{p['host']}: pid {p['pid']} {'alive' if up else 'ended'}" for p, _, up in reports
-            ),
+        status = first.as_status(
+            "running",
+            ", ".join(f"{p['host']}: pid {p['pid']} {'alive' if up else 'ended'}" for p, _, up in reports),
         )
         if alive:
             status.detail = "cancelling" if first.cancelled else ""

@@ -115,8 +115,16 @@ class Plan:
         )
 
     def preamble(self, cfg: RemoteConfig) -> str:
-        """Lines every job script starts with: the config's setup lines and the code on PYTHONPATH."""
-        lines = [*cfg.setup, f"export PYTHONPATH={word(self.code_dir(cfg))}", "export PYTHONUNBUFFERED=1"]
+        """What every job script does first: note SIGTERM (the run saves and stops on its own, and
+        the script still records its exit code), run the config's setup lines, put the code on
+        PYTHONPATH."""
+        lines = [
+            "set -u",
+            "trap 'echo \"theseus: SIGTERM: the run saves a checkpoint and stops\"' TERM",
+            *cfg.setup,
+            f"export PYTHONPATH={word(self.code_dir(cfg))}",
+            "export PYTHONUNBUFFERED=1",
+        ]
         return "\n".join(lines) + "\n"
 
     def record_exit(self, job: str) -> str:

@@ -107,6 +107,17 @@ class JobReport:
             checkpoint=int(checkpoint) if checkpoint.isdigit() else None,
         )
 
+    def as_status(self, state: str, scheduler: str) -> RemoteStatus:
+        """A :class:`RemoteStatus` carrying this report's run files."""
+        return RemoteStatus(
+            state=state,
+            run_status=self.run_status,
+            metrics=self.metrics,
+            checkpoint=self.checkpoint,
+            tail=self.tail,
+            scheduler=scheduler,
+        )
+
     def failure_line(self) -> str:
         """The most telling line of the job's output tail (an ``error:`` line if there is one)."""
         lines = [line.strip() for line in self.tail if line.strip()]

@@ -123,8 +123,6 @@ def batch_script(plan: Plan) -> str:
         "#!/bin/bash",
         *(f"#SBATCH {opt}" for opt in directives(plan)),
         f"# theseus submission {plan.sid}: run {plan.name} (job {plan.job_key})",
-        "set -u",
-        "trap 'echo \"theseus: SIGTERM: the run saves a checkpoint and stops\"' TERM",
         plan.preamble(cluster).rstrip("\n"),
         'attempt="${SLURM_RESTART_COUNT:-0}"',
         'echo "theseus: job $SLURM_JOB_ID, attempt $attempt, on $SLURM_JOB_NODELIST"',
@@ -238,13 +236,9 @@ class SlurmBackend:
         queue = result.markers().get("queue", "")
         state_name, _, reason = queue.partition("|")
         state_name = state_name.split()[0] if state_name else ""
-        status = RemoteStatus(
-            state="unknown",
-            run_status=report.run_status,
-            metrics=report.metrics,
-            checkpoint=report.checkpoint,
-            tail=report.tail,
-            scheduler=f"job {job_id}: {state_name or 'no longer in the queue'}"
+        status = report.as_status(
+            "unknown",
+            f"job {job_id}: {state_name or 'no longer in the queue'}"
             + (f" ({reason})" if reason and reason != "None" else ""),
         )
         if state_name in QUEUED:
