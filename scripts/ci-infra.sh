@@ -85,8 +85,8 @@ install_missing() {
 # ------------------------------------------------------------------------------ ssh
 
 ssh_up() {
-  # python3 + venv: the remote user's interpreter is the system one (a bare PATH finds /usr/bin/python3)
-  install_missing openssh-server openssh-client python3 python3-venv
+  # procps: ps/pgrep (this script, the tests); python3 + venv: the remote user's interpreter
+  install_missing openssh-server openssh-client procps python3 python3-venv
   stop sshd
   rm -rf "$SSH_DIR"
   mkdir -p "$SSH_DIR/keys"

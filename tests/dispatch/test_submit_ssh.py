@@ -96,18 +96,12 @@ def test_two_hosts_start_one_process_each_with_the_first_as_coordinator(box, loc
 
 def _owned_files_containing(text: str) -> list[str]:
     """Files the remote user owns (home, /tmp, /var/tmp) that contain ``text``."""
-    found = subprocess.run(
-        ["find", str(remote_home()), "/tmp", "/var/tmp", "-xdev", "-user", "ci_ssh", "-type", "f"],
-        capture_output=True, text=True,
-    ).stdout.split()
-    hits = []
-    for path in found:
-        try:
-            if text.encode() in Path(path).read_bytes():
-                hits.append(path)
-        except OSError:
-            continue
-    return hits
+    find = subprocess.run(
+        ["find", str(remote_home()), "/tmp", "/var/tmp", "-xdev", "-user", "ci_ssh", "-type", "f", "-print0"],
+        capture_output=True,
+    )
+    grep = subprocess.run(["xargs", "-0", "-r", "grep", "-lF", "--", text], input=find.stdout, capture_output=True)
+    return grep.stdout.decode().split()
 
 
 def test_secret_reaches_the_process_environment_only_and_cancel_stops_the_run(box, counter_yaml):
