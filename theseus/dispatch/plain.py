@@ -193,8 +193,9 @@ class PlainBackend:
         reports: list[tuple[dict[str, Any], JobReport, bool]] = []
         for i, proc in enumerate(record.processes):
             pid = int(proc["pid"])
-            body = report_script(proc["job_dir"], record.run_dir if i == 0 else None)
-            body += f'if kill -0 -- -{pid} 2>/dev/null; then echo "theseus-alive: yes"; fi\n'
+            # liveness first: a process seen gone has written its exit code before the files are read
+            body = f'if kill -0 -- -{pid} 2>/dev/null; then echo "theseus-alive: yes"; fi\n'
+            body += report_script(proc["job_dir"], record.run_dir if i == 0 else None)
             result = _process_remote(proc).run(script(body), timeout=60)
             reports.append((proc, JobReport.parse(result), result.markers().get("alive") == "yes"))
         first = reports[0][1]

@@ -223,14 +223,15 @@ class SlurmBackend:
     def look(self, record: Submission) -> RemoteStatus:
         """The job's state from squeue (or the job directory once SLURM forgot it)."""
         job_id = record.slurm["job_id"]
-        body = report_script(record.slurm["job_dir"], record.run_dir)
-        body += (
+        # the queue first: a job seen finished has written its exit code before the files are read
+        body = (
             f"if q=$(squeue -h -t all -j {int(job_id)} -o '%T|%r' 2>/dev/null) && [ -n \"$q\" ]; then\n"
             '  echo "theseus-queue: $q"\n'
             f'elif a=$(sacct -n -X -P -j {int(job_id)} -o State 2>/dev/null) && [ -n "$a" ]; then\n'
             '  echo "theseus-queue: $(printf %s "$a" | head -n 1)|"\n'
             "fi\n"
         )
+        body += report_script(record.slurm["job_dir"], record.run_dir)
         result = _record_remote(record).run(script(body), timeout=60)
         report = JobReport.parse(result)
         queue = result.markers().get("queue", "")
@@ -250,6 +251,8 @@ class SlurmBackend:
             status.detail = "cancelling" if report.cancelled else ""
         elif state_name == "CANCELLED" or report.cancelled:
             status.state, status.detail = "cancelled", "cancelled"
+        elif state_name == "COMPLETED" and report.exit_code is None:
+            status.state = "completed"  # SLURM's word, while a shared filesystem catches up
         elif state_name == "COMPLETED" or not state_name:
             status.state, status.detail = report.ended_state()
             if not state_name and report.exit_code is None:
