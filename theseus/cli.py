@@ -146,6 +146,7 @@ def configure(
     from theseus.config import load_yaml, missing_keys, resolve, schema, to_tree, to_yaml
     from theseus.fsio import atomic_write_text
     from theseus.job import resolve_job
+    from theseus.request import request_section
 
     _load_modules(load)
     key, job_cls = resolve_job(job)
@@ -162,14 +163,7 @@ def configure(
     cfg = resolve(classes, *layers, overrides=overrides)
     tree = to_tree(cfg)
     tree["job"] = key
-    if chip is not None:
-        request["chip"] = chip
-    if n_chips is not None:
-        if n_chips < 0:
-            raise TheseusError("-n/--n-chips must be >= 0")
-        request["n_chips"] = n_chips
-        if n_chips == 0:
-            request["chip"] = None
+    request = request_section(request, chip, n_chips)
     if request:
         tree["request"] = request
     out = Path(out_yaml)
@@ -246,27 +240,9 @@ def _check_name(name: str) -> None:
 
 def load_job_config(yaml_path: str, overrides: Sequence[str], job_key: str | None = None) -> tuple[str, Any]:
     """Read a run YAML, check it against its job's schema, apply overrides."""
-    from theseus.config import ConfigError, load_yaml, resolve
-    from theseus.job import resolve_job
+    from theseus.runconfig import load_run_config
 
-    tree = load_yaml(yaml_path)
-    named = tree.get("job")
-    if named is not None and not isinstance(named, str):
-        raise ConfigError(f"{yaml_path}: 'job' must be a job key string")
-    if job_key and named and job_key != named:
-        raise ConfigError(f"{yaml_path} was written for job {named}, not {job_key}")
-    key = job_key or named
-    if not key:
-        raise ConfigError(f"{yaml_path} names no job; add 'job: KEY' or pass -j KEY")
-    key, job_cls = resolve_job(key)
-    layer = {k: v for k, v in tree.items() if k != "job"}
-    try:
-        cfg = resolve(job_cls.config(), (layer, f" in {yaml_path}"), overrides=overrides)
-    except ConfigError as exc:
-        if named and "unknown config key" in str(exc):
-            raise ConfigError(f"{exc} (is {yaml_path} written for job {key}?)") from None
-        raise
-    return key, cfg
+    return load_run_config(yaml_path, overrides, job_key)
 
 
 # --------------------------------------------------------------------------- checkpoints / restore
@@ -359,15 +335,18 @@ def _metrics_summary(metrics: dict[str, Any] | None) -> str:
 
 
 @theseus.command(name="ls")
-@click.argument("out", type=click.Path(file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False), required=False)
 @user_errors
-def ls_runs(out: str) -> None:
-    """List the runs under OUT with state, step and last metrics."""
+def ls_runs(out: str | None) -> None:
+    """List the runs under OUT with state, step and last metrics (no OUT: the submitted runs)."""
     from rich.console import Console
     from rich.table import Table
 
     from theseus.rundir import iso, iter_runs
 
+    if out is None:
+        _ls_submitted()
+        return
     if not Path(out).is_dir():
         raise TheseusError(f"{out} does not exist")
     runs = list(iter_runs(out))
@@ -393,22 +372,34 @@ def ls_runs(out: str) -> None:
 
 @theseus.command()
 @click.argument("name")
-@click.argument("out", type=click.Path(file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False), required=False)
 @_project_group
 @user_errors
-def status(name: str, out: str, project: str, group: str) -> None:
-    """Show the state of run NAME."""
+def status(name: str, out: str | None, project: str, group: str) -> None:
+    """Show the state of run NAME under OUT (no OUT: the submitted run NAME)."""
     from theseus.checkpoint import latest_step
-    from theseus.rundir import iso
 
+    if out is None:
+        _status_submitted(name, project, group)
+        return
     run = _existing_run(out, name, project, group)
     st = run.read_status() or {}
+    rows = _status_rows(str(run.path), st, run.effective_state(), latest_step(run.checkpoints_dir), run.last_metrics())
+    for label, value in rows:
+        click.echo(f"{label:<11}{value}")
+
+
+def _status_rows(
+    where: str, st: dict[str, Any], state: str, newest: int | None, metrics: dict[str, Any] | None
+) -> list[tuple[str, Any]]:
+    """The rows `theseus status` prints for a run's status record, local or remote."""
+    from theseus.rundir import iso
+
     beat = st.get("heartbeat")
-    newest = latest_step(run.checkpoints_dir)
     rows = [
-        ("run", str(run.path)),
+        ("run", where),
         ("job", st.get("job", "-")),
-        ("state", run.effective_state()),
+        ("state", state),
         ("step", st.get("step", "-")),
         ("host", f"{st.get('host', '-')} (pid {st.get('pid', '-')})"),
         ("started", iso(st.get("started_at"))),
@@ -419,23 +410,25 @@ def status(name: str, out: str, project: str, group: str) -> None:
         ),
         ("attempt", st.get("attempt", "-")),
         ("checkpoint", "-" if newest is None else newest),
-        ("metrics", _metrics_summary(run.last_metrics()) or "-"),
+        ("metrics", _metrics_summary(metrics) or "-"),
     ]
     if st.get("error"):
         rows.append(("error", st["error"]))
-    for label, value in rows:
-        click.echo(f"{label:<11}{value}")
+    return rows
 
 
 @theseus.command()
 @click.argument("name")
-@click.argument("out", type=click.Path(file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False), required=False)
 @_project_group
 @click.option("-n", "--lines", default=40, show_default=True, help="How many lines from the end.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
 @user_errors
-def logs(name: str, out: str, project: str, group: str, lines: int, follow: bool) -> None:
-    """Print the end of run NAME's log."""
+def logs(name: str, out: str | None, project: str, group: str, lines: int, follow: bool) -> None:
+    """Print the end of run NAME's log (no OUT: the output of the submitted run NAME)."""
+    if out is None:
+        _logs_submitted(name, project, group, lines, follow)
+        return
     run = _existing_run(out, name, project, group)
     if not run.log_path.is_file():
         raise TheseusError(f"run {name} has no log yet")
@@ -448,6 +441,181 @@ def logs(name: str, out: str, project: str, group: str, lines: int, follow: bool
                 click.echo(line, nl=False)
             else:
                 time.sleep(0.5)
+
+
+# --------------------------------------------------------------------------- submit / cancel / pull
+
+
+@theseus.command()
+@click.argument("name")
+@click.argument("yaml_path", metavar="YAML", type=click.Path(dir_okay=False))
+@click.argument("overrides", nargs=-1)
+@click.option("--host", "hosts", multiple=True, metavar="H", help="Plain SSH host (repeat: one process per host).")
+@click.option("--cluster", metavar="C", help="SLURM cluster.")
+@click.option("--chip", help="Accelerator kind (overrides the YAML's request).")
+@click.option("-n", "--n-chips", "n_chips", type=int, help="Chips in total (0: CPU).")
+@click.option("--nodes", type=int, help="Nodes (SLURM) or hosts (plain SSH).")
+@click.option("--tasks-per-node", type=int, help="Processes per node of a CPU run on SLURM.")
+@click.option("--time", "time_limit", metavar="LIMIT", help="Time limit, e.g. 2:00:00 or 1-00:00:00.")
+@click.option("--partition", help="SLURM partition.")
+@click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Environment variable for the run (repeatable; kept out of every file).")
+@click.option("--dry-run", is_flag=True, help="Print the plan and the exact scripts; contact nothing.")
+@click.option("--wait", is_flag=True, help="Wait for the run to end; exit with its exit code.")
+@click.option("--fresh", is_flag=True, help="Start the remote run over instead of resuming it.")
+@click.option("--dispatch-config", metavar="PATH", help="Dispatch config  [default: $THESEUS_DISPATCH_CONFIG or ~/.theseus.yaml]")
+@_project_group
+@click.option("-j", "--job", "job_key", help="Job key (when the YAML names none).")
+@load_option
+@user_errors
+def submit(
+    name: str,
+    yaml_path: str,
+    overrides: tuple[str, ...],
+    hosts: tuple[str, ...],
+    cluster: str | None,
+    chip: str | None,
+    n_chips: int | None,
+    nodes: int | None,
+    tasks_per_node: int | None,
+    time_limit: str | None,
+    partition: str | None,
+    env: tuple[str, ...],
+    dry_run: bool,
+    wait: bool,
+    fresh: bool,
+    dispatch_config: str | None,
+    project: str,
+    group: str,
+    job_key: str | None,
+    load: tuple[str, ...],
+) -> None:
+    """Run the job in YAML as run NAME on an SSH host or a SLURM cluster."""
+    from theseus.dispatch.dispatch import launch, parse_env, plan, render
+
+    p = plan(
+        name,
+        yaml_path,
+        overrides,
+        target=cluster,
+        hosts=hosts,
+        chip=chip,
+        n_chips=n_chips,
+        nodes=nodes,
+        tasks_per_node=tasks_per_node,
+        time_limit=time_limit,
+        partition=partition,
+        env=parse_env(env),
+        project=project,
+        group=group,
+        job_key=job_key,
+        loads=load,
+        fresh=fresh,
+        dispatch_config=dispatch_config,
+    )
+    if dry_run:
+        click.echo(render(p))
+        return
+    handle = launch(p)
+    pg = "" if project == group == "default" else f" -p {project} -g {group}"
+    click.echo(f"submitted {name} to {p.target}: theseus status|logs|cancel|pull {name}{pg}")
+    if wait:
+        sys.exit(_wait_exit_code(handle))
+
+
+def _wait_exit_code(handle: Any) -> int:
+    final = handle.wait()
+    code = {"completed": 0, "preempted": 75}.get(final.state)
+    if code is not None:
+        click.echo(f"run {handle.name} {final.state}")
+        return code
+    _fail(f"{handle.record.backend} {handle.record.target}: run {handle.name} {final.state}: {final.detail}")
+    return 2
+
+
+def _ls_submitted() -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from theseus.dispatch.dispatch import list_submissions
+    from theseus.rundir import iso
+
+    records = list_submissions(refresh=True)
+    if not records:
+        click.echo("no submitted runs (theseus ls OUT lists the runs under OUT)")
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("run", "job", "on", "state", "step", "submitted", "detail"):
+        table.add_column(col)
+    for r in records:
+        step = r.last.get("step")
+        table.add_row(
+            f"{r.project}/{r.group}/{r.name}",
+            r.job,
+            f"{r.backend} {r.target}",
+            r.state,
+            "-" if step is None else str(step),
+            iso(r.submitted_at),
+            str(r.last.get("detail") or ""),
+        )
+    Console(width=200 if not sys.stdout.isatty() else None).print(table)
+
+
+def _status_submitted(name: str, project: str, group: str) -> None:
+    from theseus.dispatch.dispatch import get
+    from theseus.rundir import iso
+
+    handle = get(name, project, group)
+    record = handle.record
+    st = handle.status()
+    run_status = {"job": record.job, **st.run_status}
+    rows = _status_rows(f"{record.target}:{record.run_dir}", run_status, st.state, st.checkpoint, st.metrics)
+    rows.insert(3, ("detail", st.detail or "-"))
+    rows += [("submitted", f"{iso(record.submitted_at)} to {record.backend} {record.target} (id {record.id})")]
+    rows += [("scheduler", st.scheduler or "-")]
+    for label, value in rows:
+        click.echo(f"{label:<11}{value}")
+
+
+def _logs_submitted(name: str, project: str, group: str, lines: int, follow: bool) -> None:
+    from theseus.dispatch.dispatch import get
+
+    handle = get(name, project, group)
+    if follow:
+        handle.follow(lambda text: click.echo(text, nl=False), lines)
+    else:
+        click.echo(handle.logs(lines), nl=False)
+
+
+@theseus.command()
+@click.argument("name")
+@_project_group
+@click.option("--wait", "wait_s", default=60.0, show_default=True, help="Seconds to let it save before SIGKILL.")
+@user_errors
+def cancel(name: str, project: str, group: str, wait_s: float) -> None:
+    """Stop the submitted run NAME (it saves a checkpoint when it can)."""
+    from theseus.dispatch.dispatch import get
+
+    handle = get(name, project, group)
+    before = handle.status()
+    if before.state in ("completed", "failed", "cancelled", "lost", "preempted"):
+        click.echo(f"run {name} already ended: {before.state}")
+        return
+    after = handle.cancel(wait_s)
+    click.echo(f"run {name}: {after.state}")
+
+
+@theseus.command()
+@click.argument("name")
+@click.argument("out", type=click.Path(file_okay=False), default="out")
+@_project_group
+@click.option("--checkpoints", is_flag=True, help="Bring back the checkpoints too.")
+@user_errors
+def pull(name: str, out: str, project: str, group: str, checkpoints: bool) -> None:
+    """Copy the submitted run NAME's directory to OUT (config, metrics, logs, results)."""
+    from theseus.dispatch.dispatch import get
+
+    dest = get(name, project, group).pull(out, checkpoints=checkpoints)
+    click.echo(f"pulled {name} into {dest}")
 
 
 # --------------------------------------------------------------------------- generate

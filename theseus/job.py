@@ -415,11 +415,14 @@ def run_job(
 def launch_rank(tree: dict[str, Any]) -> int:
     """This process's rank in a multi-process run, known before JAX starts (0 when alone).
 
-    Read from ``system.process_id`` when set, else from SLURM's ``SLURM_PROCID``.
+    Read from ``system.process_id`` when set, else ``THESEUS_PROCESS_ID`` (set by
+    ``theseus submit`` on plain hosts), else from SLURM's ``SLURM_PROCID``.
     """
     system = tree.get("system")
     if isinstance(system, dict) and isinstance(system.get("process_id"), int):
         return int(system["process_id"])
+    if os.environ.get("THESEUS_PROCESS_ID", "").isdigit():
+        return int(os.environ["THESEUS_PROCESS_ID"])
     try:
         return int(os.environ.get("SLURM_PROCID", "0")) if int(os.environ.get("SLURM_NTASKS", "1")) > 1 else 0
     except ValueError:

@@ -23,6 +23,7 @@ from theseus.config import Schema, build, flatten_tree, merge, nest_tree, schema
 from theseus.errors import ConfigError, TheseusError
 from theseus.fsio import atomic_write_text
 from theseus.job import ExecutionSpec, RunOutcome, resolve_job, run_job
+from theseus.request import request_section
 
 
 class ConfigView:
@@ -106,11 +107,7 @@ class QuickJob:
     def _full_tree(self, chip: str | None = None, n_chips: int | None = None) -> dict[str, Any]:
         tree = dict(self.tree)
         tree["job"] = self.key
-        request = dict(self.request)
-        if chip is not None:
-            request["chip"] = chip
-        if n_chips is not None:
-            request["n_chips"] = n_chips
+        request = request_section(self.request, chip, n_chips)
         if request:
             tree["request"] = request
         return tree

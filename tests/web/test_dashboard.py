@@ -5,6 +5,7 @@ The module shares one output root and one server. The live run trains until
 """
 
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -64,10 +65,39 @@ def live(out):
 
 
 @pytest.fixture(scope="module")
-def server(out, live):
-    srv = start_web(out)
+def home(tmp_path_factory):
+    """A THESEUS_HOME holding one submission record, as `theseus submit` writes it."""
+    from theseus.dispatch.records import Submission
+
+    root = tmp_path_factory.mktemp("home")
+    old = os.environ.get("THESEUS_HOME")
+    os.environ["THESEUS_HOME"] = str(root)
+    try:
+        Submission(
+            id="20260101-120000-abcdef", name="far-run", project="default", group="default",
+            job="gpt/train/pretrain", backend="slurm", target="cluster1", request={}, out="/remote/out",
+            run_dir="/remote/out/runs/default/default/far-run", code="c0de", environment="e0",
+            last={"state": "running", "step": 42, "checked_at": time.time()},
+        ).save()
+    finally:
+        if old is None:
+            del os.environ["THESEUS_HOME"]
+        else:
+            os.environ["THESEUS_HOME"] = old
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(out, live, home):
+    srv = start_web(out, env={"THESEUS_HOME": str(home)})
     yield srv
     srv.stop()
+
+
+def test_submitted_runs_are_listed_with_where_they_run(server):
+    listing = server.get("/").body
+    assert "far-run" in listing and "slurm:cluster1" in listing
+    assert 'href="/runs/default/default/far-run"' not in listing  # no local run directory to show
 
 
 def test_list_and_run_pages_show_the_runs_and_their_latest_metrics(server, out, live):

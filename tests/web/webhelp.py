@@ -90,9 +90,9 @@ class Server:
                 self.proc.wait()
 
 
-def start_web(out, *args, headers=None) -> Server:
+def start_web(out, *args, headers=None, env=None) -> Server:
     """Start `theseus web OUT --port 0 ARGS...` (any free port, read from its banner) and wait until it answers."""
-    proc = start_cli("web", str(out), "--port", "0", *args)
+    proc = start_cli("web", str(out), "--port", "0", *args, env=env)
     banner = proc.stdout.readline()
     match = re.search(r"http://127\.0\.0\.1:(\d+)/", banner)
     if not match:

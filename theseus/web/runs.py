@@ -137,8 +137,34 @@ def local_runs(root: Path) -> Iterator[RunSummary]:
         yield summarize(run)
 
 
+def submitted_runs(root: Path) -> Iterator[RunSummary]:
+    """Runs sent to SSH hosts and SLURM clusters with ``theseus submit``, as last recorded here.
+
+    The state is the one the submission record last saw (``theseus status NAME`` asks the
+    remote again); the runs list never contacts a remote itself.
+    """
+    from theseus.dispatch.records import iter_records
+
+    for record in iter_records():
+        last = record.last or {}
+        yield RunSummary(
+            project=record.project,
+            group=record.group,
+            name=record.name,
+            job=record.job,
+            state=record.state,
+            step=_int(last.get("step")),
+            started_at=_number(record.submitted_at),
+            ended_at=_number(record.cancelled_at),
+            heartbeat=_number(last.get("checked_at")),
+            error=str(last["detail"]) if last.get("detail") else None,
+            location=f"{record.backend}:{record.target}",
+            has_page=False,
+        )
+
+
 #: where the runs list comes from; extend with :func:`add_source`
-SOURCES: list[RunSource] = [local_runs]
+SOURCES: list[RunSource] = [local_runs, submitted_runs]
 
 
 def add_source(source: RunSource) -> None:
