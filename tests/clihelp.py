@@ -51,3 +51,10 @@ def start_cli(
         text=True,
         env=full_env,
     )
+
+
+def tokenize_three_plays(root: Path) -> None:
+    """Tokenize three Shakespeare plays (byte tokenizer) into ``root/data/shakespeare``, one held out."""
+    run_cli("configure", "data/tokenize_variable_dataset", str(root / "tok.yaml"), "data.dataset=shakespeare",
+            "data.max_documents=3", "data.val_fraction=0.34", check=True)
+    run_cli("run", "tok", str(root / "tok.yaml"), str(root), check=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from clihelp import REPO, run_cli
+from clihelp import REPO, run_cli, tokenize_three_plays
 
 pytest.importorskip("wandb")
 pytest.importorskip("tensorboardX")
@@ -92,9 +92,7 @@ def metrics(run_dir: Path) -> dict[int, dict[str, Any]]:
 def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An output root with three tokenized plays and the tracked run's config."""
     root = tmp_path_factory.mktemp("tracking")
-    run_cli("configure", "data/tokenize_variable_dataset", str(root / "tok.yaml"), "data.dataset=shakespeare",
-            "data.max_documents=3", "data.val_fraction=0.34", check=True)
-    run_cli("run", "tok", str(root / "tok.yaml"), str(root), check=True)
+    tokenize_three_plays(root)
     run_cli("configure", "gpt/train/pretrain", str(root / "gpt.yaml"), *TINY, check=True)
     return root
 
