@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-from clihelp import run_cli, tokenize_three_plays
+from clihelp import run_cli, tokenize_tiny_shakespeare
 
 from theseus.evaluation import Choice, Evaluator, MultipleChoiceEvaluation, PerplexityEvaluation
 
@@ -47,7 +47,7 @@ PPL_FIELDS = 'doc_to_text: ""\ndoc_to_target: "{{text}}"'
 def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An output root with a tiny GPT trained 4 steps on three tokenized plays, and two local tasks."""
     root = tmp_path_factory.mktemp("lm_eval_cli")
-    tokenize_three_plays(root)
+    tokenize_tiny_shakespeare(root)
     run_cli("configure", "gpt/train/pretrain", str(root / "gpt.yaml"), *TINY, check=True)
     run_cli("run", "gpt", str(root / "gpt.yaml"), str(root), check=True)
     tasks = root / "tasks"

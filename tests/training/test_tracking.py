@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from clihelp import REPO, run_cli, tokenize_three_plays
+from clihelp import REPO, run_cli, tokenize_tiny_shakespeare
 
 pytest.importorskip("wandb")
 pytest.importorskip("tensorboardX")
@@ -92,7 +92,7 @@ def metrics(run_dir: Path) -> dict[int, dict[str, Any]]:
 def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An output root with three tokenized plays and the tracked run's config."""
     root = tmp_path_factory.mktemp("tracking")
-    tokenize_three_plays(root)
+    tokenize_tiny_shakespeare(root)
     run_cli("configure", "gpt/train/pretrain", str(root / "gpt.yaml"), *TINY, check=True)
     return root
 
