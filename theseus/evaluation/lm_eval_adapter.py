@@ -101,7 +101,8 @@ class TheseusLM(LM):
         if evaluator is None:
             where = run_directory(run or run_dir, out, project, group)
             overrides = [f"eval.batch_size={batch_size}"] if str(batch_size).isdigit() else []
-            evaluator = Evaluator.from_checkpoint(where, int(step) if step is not None else None, overrides=overrides)
+            chosen = int(step) if step is not None else None
+            evaluator = Evaluator.from_checkpoint(where, chosen, overrides=overrides)
         self.evaluator = evaluator
         self.max_gen_toks = int(max_gen_toks)
 

@@ -77,7 +77,9 @@ class TensorBoardTracker:
         try:
             from tensorboardX import SummaryWriter
         except ImportError:
-            raise TheseusError("logging.tensorboard=true needs tensorboardX: pip install 'theseus[tensorboard]'") from None
+            raise TheseusError(
+                "logging.tensorboard=true needs tensorboardX: pip install 'theseus[tensorboard]'"
+            ) from None
         folder = run.tensorboard_dir
         resumed = folder.is_dir() and any(folder.iterdir())
         kept = run.last_metrics() or {}

@@ -71,9 +71,12 @@ def _cut_markers(text: str) -> str:
 def _texts(archive: Path) -> dict[str, bytes]:
     try:
         with tarfile.open(fileobj=io.BytesIO(lzma.decompress(archive.read_bytes())), mode="r:") as tar:
-            return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+            members = [m for m in tar.getmembers() if m.isfile()]
+            return {m.name: tar.extractfile(m).read() for m in members}  # type: ignore[union-attr]
     except (OSError, lzma.LZMAError, tarfile.TarError) as exc:
-        raise TheseusError(f"the Shakespeare texts of this install are unreadable ({archive}: {exc}); reinstall theseus") from None
+        raise TheseusError(
+            f"the Shakespeare texts of this install are unreadable ({archive}: {exc}); reinstall theseus"
+        ) from None
 
 
 def texts() -> dict[str, bytes]:
