@@ -729,6 +729,27 @@ def web(out: str, host: str, port: int, token: str | None, generate_token: bool)
     serve(out, host, port, token=token, generate_token=generate_token)
 
 
+# --------------------------------------------------------------------------- lm-eval
+
+
+@theseus.command(
+    name="lm-eval",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    add_help_option=False,
+)
+@click.argument("harness_args", nargs=-1, type=click.UNPROCESSED)
+@user_errors
+def lm_eval_harness(harness_args: tuple[str, ...]) -> None:
+    """lm-evaluation-harness's own command line, with `--model theseus` available.
+
+    Every argument goes to lm-eval unchanged, e.g. `theseus lm-eval --model theseus
+    --model_args run=NAME,out=OUT --tasks hellaswag`.
+    """
+    from theseus.evaluation.lm_eval_adapter import harness_main
+
+    sys.exit(harness_main(harness_args))
+
+
 def main() -> None:
     """Console-script entry point."""
     theseus()

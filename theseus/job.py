@@ -38,7 +38,7 @@ from theseus.checkpoint import CheckpointConfig, CheckpointManager, complete_ste
 from theseus.config import configuration, configure, missing_keys, to_tree, to_yaml
 from theseus.errors import ConfigError, Preempted, TheseusError
 from theseus.fsio import atomic_write_json, atomic_write_text
-from theseus.rundir import RunDirectory, now
+from theseus.rundir import RunDirectory, new_run_id, now
 
 C = TypeVar("C")
 
@@ -457,6 +457,7 @@ def _execute(
     if primary:
         run.write_config(to_yaml(tree))
         identity = run.read_job() or {"created_at": now()}
+        identity.setdefault("run_id", new_run_id())
         identity.update(
             job=key,
             name=spec.name,

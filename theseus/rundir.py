@@ -6,6 +6,7 @@
         config.yaml  job.json  status.json  metrics.jsonl  log.txt
         checkpoints/<step>/   checkpoints/latest
         results/
+        tensorboard/  wandb/   (when those sinks are enabled)
 
 Every JSON/YAML file is written atomically. A run is guarded by a lock file beside it
 (``.<name>.lock``) held with ``flock``: a second live process gets a clear error, and a
@@ -18,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import secrets
 import socket
 import time
 from collections.abc import Iterator
@@ -49,6 +51,11 @@ def iso(ts: float | None) -> str:
     if ts is None:
         return "-"
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def new_run_id() -> str:
+    """A fresh run identifier: 8 lowercase hex digits (also the run's W&B id)."""
+    return secrets.token_hex(4)
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,11 @@ class RunDirectory:
         return self.path / "results"
 
     @property
+    def tensorboard_dir(self) -> Path:
+        """TensorBoard event files (``logging.tensorboard=true``)."""
+        return self.path / "tensorboard"
+
+    @property
     def lock_path(self) -> Path:
         """The lock file, beside the run directory so the run can be archived while held."""
         return self.path.parent / f".{self.path.name}.lock"
@@ -130,6 +142,11 @@ class RunDirectory:
         """The job.json record, or ``None``."""
         data = read_json(self.job_path)
         return data if isinstance(data, dict) else None
+
+    def run_id(self) -> str | None:
+        """The run's identifier (job.json ``run_id``): kept across resumes, new after ``--fresh``."""
+        value = (self.read_job() or {}).get("run_id")
+        return value if isinstance(value, str) else None
 
     def last_metrics(self) -> dict[str, Any] | None:
         """The last record of metrics.jsonl."""

@@ -155,16 +155,6 @@ def test_two_processes_match_one(out, gpt_yaml):
     assert os.path.isdir(run_dir(out, "mp") / "checkpoints" / "8")
 
 
-def test_wandb_sink_in_offline_mode(out, gpt_yaml):
-    pytest.importorskip("wandb")
-    run_cli("run", "wb", str(gpt_yaml), str(out), "training.steps=4", "logging.wandb=true",
-            env={"WANDB_SILENT": "true"}, check=True)
-    files = list((run_dir(out, "wb") / "wandb").glob("offline-run-*/run-wb.wandb"))
-    assert len(files) == 1
-    data = files[0].read_bytes()
-    assert b"val_loss" in data and b"grad_norm" in data
-
-
 def test_standalone_evaluation_of_a_checkpoint(out, reference):
     cfg = out / "ev.yaml"
     run_cli("configure", "gpt/evaluate", str(cfg), "evaluate.run=ref",
