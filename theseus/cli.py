@@ -482,7 +482,7 @@ def generate_text(
     group: str,
     load: tuple[str, ...],
 ) -> None:
-    """Continue each --prompt with the newest (or --step) checkpoint of GPT run NAME under OUT."""
+    """Continue each --prompt with the newest (or --step) checkpoint of run NAME under OUT."""
     import warnings
 
     run = _existing_run(out, name, project, group)
@@ -495,16 +495,17 @@ def generate_text(
     from theseus.config import load_yaml
     from theseus.evaluation import Evaluator
     from theseus.evaluation.checkpoint_run import load_run, model_class
-    from theseus.experiments.gpt import EvaluateGPT
     from theseus.inference import generate_cached
-    from theseus.model.models import GPT
+    from theseus.model.module import Module
 
     _load_modules(load)
     trained = model_class(Evaluator, load_yaml(config_path), run.path)
-    if not issubclass(trained, GPT):
-        raise TheseusError(f"run {name} trained a {trained.__name__}; theseus generate samples GPT runs only")
+    if not (issubclass(trained, Module) and trained.can_decode()):
+        raise TheseusError(
+            f"run {name} trained a {trained.__name__}, which cannot generate: it does not implement Module.decoder()"
+        )
     logging.getLogger("absl").setLevel(logging.ERROR)  # orbax's notes on optional checkpoint metadata
-    loaded = load_run(EvaluateGPT, run.path, step, (), None)
+    loaded = load_run(Evaluator, run.path, step, (), None)
     tokenizer = loaded.tokenizer
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from clihelp import run_cli
 
-from theseus.experiments.gpt import EvaluateGPT
+from theseus.recipes.gpt import EvaluateGPT
 from theseus.inference import generate
 from theseus.model.models import GPT
 
