@@ -6,8 +6,8 @@ assistant's content and the token that ends its turn.
 
 - :func:`encode_chatml` writes ChatML (``<|im_start|>role\\n...<|im_end|>\\n``) for the
   byte and tiktoken backends.
-- :class:`TemplateChatEncoder` uses a tokenizer's own chat template (rendered by
-  ``transformers``' ``apply_chat_template``). Only the control tokens the template itself
+- :class:`TemplateChatEncoder` uses a tokenizer's own chat template (rendered with jinja2 by
+  :mod:`theseus.data.chat_template`). Only the control tokens the template itself
   writes become special tokens; text inside a message that merely looks like one stays
   text.
 """

@@ -3,8 +3,8 @@
 ``tokenizer.path`` names a ``tokenizer.json`` or a directory holding one; the directory's
 ``tokenizer_config.json`` (``eos_token``, ``chat_template``) and ``chat_template.jinja``
 are read when present. ``tokenizer.name`` names a hub repository, fetched only when asked
-(and served from the local hub cache when offline). Plain encoding never imports
-``transformers``; chat rendering imports it lazily (it never needs torch).
+(and served from the local hub cache when offline). Neither encoding nor chat rendering
+needs ``transformers``: templates are rendered with jinja2 (:mod:`theseus.data.chat_template`).
 """
 
 from __future__ import annotations
@@ -144,26 +144,22 @@ class HuggingFaceTokenizer:
                 f"tokenizer {self.name} has no chat template; add chat_template to "
                 f"{self.file.parent / 'tokenizer_config.json'} or a chat_template.jinja beside it"
             )
-        from transformers import PreTrainedTokenizerFast
+        from theseus.data.chat_template import ChatTemplate
 
-        specials = {key: _content(self.settings.get(key)) for key in SPECIAL_KEYS}
-        renderer = PreTrainedTokenizerFast(
-            tokenizer_object=RustTokenizer.from_file(str(self.file)),
-            chat_template=self.chat_template,
-            **{k: v for k, v in specials.items() if v is not None},
-        )
-        template = self.chat_template
+        try:
+            template = ChatTemplate(
+                self.chat_template, {key: _content(self.settings.get(key)) for key in SPECIAL_KEYS}
+            )
+        except Exception as exc:
+            raise TheseusError(f"chat template of {self.name} does not compile: {exc}") from None
 
         def render(chat: Chat, add_generation_prompt: bool) -> str:
             try:
-                text = renderer.apply_chat_template(
-                    chat, chat_template=template, tokenize=False, add_generation_prompt=add_generation_prompt
-                )
+                return template.render(chat, add_generation_prompt)
             except Exception as exc:
                 raise TheseusError(
                     f"chat template of {self.name} failed: {type(exc).__name__}: {exc}"
                 ) from None
-            return str(text)
 
         def encode_text(text: str) -> tuple[list[int], list[tuple[int, int]]]:
             encoding = self._tok.encode(text, add_special_tokens=False)
@@ -188,6 +184,15 @@ class HuggingFaceTokenizer:
             "vocab_sha256": vocab_sha256((i, token.encode()) for token, i in vocab.items()),
             "file_sha256": hashlib.sha256(self.file.read_bytes()).hexdigest(),
         }
+
+
+def tokenizer_in(folder: Path) -> HuggingFaceTokenizer | None:
+    """The tokenizer of a model checkpoint folder, or ``None`` when it holds no ``tokenizer.json``."""
+    if not (folder / "tokenizer.json").is_file():
+        return None
+    from theseus.data.tokenizer import TokenizerConfig, get_tokenizer
+
+    return get_tokenizer(TokenizerConfig(backend="huggingface", path=str(folder)))  # type: ignore[return-value]
 
 
 def _content(value: Any) -> str | None:

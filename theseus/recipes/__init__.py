@@ -14,5 +14,7 @@ JOBS.lazy("data/tokenize_blockwise_dataset", "theseus.data.tokenize:TokenizeBloc
 JOBS.lazy("data/train_tokenizer", "theseus.data.train_tokenizer:TrainTokenizerJob")
 JOBS.lazy("gpt/train/pretrain", "theseus.recipes.gpt:PretrainGPT")
 JOBS.lazy("gpt/evaluate", "theseus.recipes.gpt:EvaluateGPTCheckpoint")
+JOBS.lazy("hf/train/finetune", "theseus.recipes.huggingface:FinetuneHF")
+JOBS.lazy("hf/evaluate", "theseus.recipes.huggingface:EvaluateHFCheckpoint")
 
 __all__ = ["JOBS"]
