@@ -537,6 +537,46 @@ def generate_text(
         click.echo(prompt + (output.text or ""))
 
 
+# --------------------------------------------------------------------------- export
+
+
+@theseus.command(name="export")
+@click.argument("name")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.argument("dest", type=click.Path(file_okay=False))
+@click.option(
+    "--format", "fmt", type=click.Choice(["hf"]), default="hf", show_default=True,
+    help="hf: a Hugging Face checkpoint folder (config.json, safetensors, tokenizer files).",
+)
+@click.option("--step", type=int, default=None, help="Checkpoint step  [default: the newest]")
+@click.option(
+    "--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
+    help="Dtype of the weights  [default: the source checkpoint's, else the parameters']",
+)
+@_project_group
+@load_option
+@user_errors
+def export_checkpoint(
+    name: str,
+    out: str,
+    dest: str,
+    fmt: str,
+    step: int | None,
+    dtype: str | None,
+    project: str,
+    group: str,
+    load: tuple[str, ...],
+) -> None:
+    """Write a checkpoint of run NAME under OUT as the new folder DEST that transformers loads."""
+    from theseus.export import export_run
+
+    _load_modules(load)
+    run = _existing_run(out, name, project, group)
+    logging.getLogger("absl").setLevel(logging.ERROR)  # orbax's notes on optional checkpoint metadata
+    done = export_run(run.path, Path(dest), step=step, dtype=dtype)
+    click.echo(f"wrote {done.path}: {done.model_type} checkpoint of step {done.step} ({done.tensors} tensors)")
+
+
 def main() -> None:
     """Console-script entry point."""
     theseus()
