@@ -98,7 +98,7 @@ class HFNorm(nn.Module):
 
 
 class HFEmbedding(nn.Module):
-    """A ``weight [num, width]`` table read by id; :meth:`attend` reuses it as the tied output head."""
+    """A ``weight [num, width]`` table read by id (a tied head reads ``weight`` through :func:`logits_of`)."""
 
     num: int
     s: Settings
@@ -110,10 +110,6 @@ class HFEmbedding(nn.Module):
     def __call__(self, ids: jax.Array) -> jax.Array:
         """Rows ``ids[...]`` of the table."""
         return jnp.take(self.weight, ids, axis=0).astype(self.s.dtype)
-
-    def attend(self, x: jax.Array) -> jax.Array:
-        """Logits ``x @ tableᵀ`` in float32."""
-        return logits_of(x, self.weight.astype(self.s.dtype))
 
 
 def logits_of(x: jax.Array, table: jax.Array) -> jax.Array:
