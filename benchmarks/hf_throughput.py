@@ -8,7 +8,7 @@ in a fresh subprocess on one CPU device (float32):
   transformers: ``AutoModelForCausalLM.from_pretrained``);
 - **forward**: tokens/s of the logits of a ``[batch, seq]`` batch (after compilation/warm-up);
 - **train step**: tokens/s of forward + backward + AdamW (theseus: its jitted ``make_train_step``);
-- **peak RSS** of the process.
+- **RSS**: the process's peak after loading, and its peak overall (compilation included).
 
     python benchmarks/hf_throughput.py [--sizes tiny 100m] [--rounds 2] [--steps 3]
 
@@ -90,19 +90,27 @@ def run_jax(folder: Path, size: str, steps: int) -> dict[str, Any]:
     start = time.perf_counter()
     shardings = train_state_shardings(model, tx, mesh, (1, 8))
     params = jax.block_until_ready(model.pretrained_params(shardings.params))
-    load_s = time.perf_counter() - start
+    load_s, load_rss = time.perf_counter() - start, peak_rss_mb()
+    n_params = model.num_params(params)
 
     forward = jax.jit(lambda p, x: model.apply({"params": p}, x))
     x = jax.device_put(tokens[:, :-1])
     forward_first, forward_s = timed(lambda: jax.block_until_ready(forward(params, x)), steps)
 
-    state = jax.jit(lambda p: TrainState.create(p, tx), out_shardings=shardings)(params)
-    step = make_train_step(model, tx, mesh=mesh, state_shardings=shardings, donate=False)
+    # as the trainer does: the parameters move into the state, each step donates the previous one
+    state = jax.jit(lambda p: TrainState.create(p, tx), out_shardings=shardings, donate_argnums=0)(params)
+    step = make_train_step(model, tx, mesh=mesh, state_shardings=shardings)
     data = shard_batch({"x": tokens[None, :, :-1], "y": tokens[None, :, 1:]}, mesh)
     rng = jax.random.key(0)
-    train_first, train_s = timed(lambda: jax.block_until_ready(step(state, data, rng)), steps)
-    return {"load_s": load_s, "forward_s": forward_s, "forward_first_s": forward_first, "train_s": train_s,
-            "train_first_s": train_first, "params": model.num_params(params)}
+
+    def train() -> None:
+        nonlocal state
+        state, metrics = step(state, data, rng)
+        jax.block_until_ready(metrics)
+
+    train_first, train_s = timed(train, steps)
+    return {"load_s": load_s, "load_rss_mb": load_rss, "forward_s": forward_s, "forward_first_s": forward_first,
+            "train_s": train_s, "train_first_s": train_first, "params": n_params}
 
 
 def run_torch(folder: Path, size: str, steps: int) -> dict[str, Any]:
@@ -114,7 +122,7 @@ def run_torch(folder: Path, size: str, steps: int) -> dict[str, Any]:
     tokens = torch.tensor(batch(size), dtype=torch.long)
     start = time.perf_counter()
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    load_s = time.perf_counter() - start
+    load_s, load_rss = time.perf_counter() - start, peak_rss_mb()
     x, y = tokens[:, :-1], tokens[:, 1:]
 
     def forward() -> None:
@@ -134,8 +142,8 @@ def run_torch(folder: Path, size: str, steps: int) -> dict[str, Any]:
         optimizer.zero_grad(set_to_none=True)
 
     train_first, train_s = timed(train, steps)
-    return {"load_s": load_s, "forward_s": forward_s, "forward_first_s": forward_first, "train_s": train_s,
-            "train_first_s": train_first, "params": sum(p.numel() for p in model.parameters())}
+    return {"load_s": load_s, "load_rss_mb": load_rss, "forward_s": forward_s, "forward_first_s": forward_first,
+            "train_s": train_s, "train_first_s": train_first, "params": sum(p.numel() for p in model.parameters())}
 
 
 def measure(side: str, folder: Path, size: str, steps: int) -> dict[str, Any]:
@@ -153,14 +161,15 @@ def report(size: str, runs: dict[str, list[dict[str, Any]]]) -> None:
     shape = SIZES[size]
     tokens = shape["batch"] * shape["seq"]
     print(f"\n{size}: {runs['jax'][0]['params'] / 1e6:.1f}M parameters, batch {shape['batch']} x {shape['seq']} tokens")
-    print(f"{'side':14}{'load s':>9}{'fwd tok/s':>11}{'train tok/s':>13}{'1st fwd s':>11}{'1st train s':>13}{'RSS MB':>9}")
+    print(f"{'side':14}{'load s':>9}{'fwd tok/s':>11}{'train tok/s':>13}{'1st fwd s':>11}{'1st train s':>13}"
+          f"{'load RSS MB':>13}{'peak RSS MB':>13}")
     medians: dict[str, dict[str, float]] = {}
     for side, label in (("jax", "theseus (JAX)"), ("torch", "transformers")):
         rows = runs[side]
         m = {key: statistics.median(r[key] for r in rows) for key in rows[0] if key != "params"}
         medians[side] = m
         print(f"{label:14}{m['load_s']:>9.2f}{tokens / m['forward_s']:>11.0f}{tokens / m['train_s']:>13.0f}"
-              f"{m['forward_first_s']:>11.2f}{m['train_first_s']:>13.2f}{m['rss_mb']:>9.0f}")
+              f"{m['forward_first_s']:>11.2f}{m['train_first_s']:>13.2f}{m['load_rss_mb']:>13.0f}{m['rss_mb']:>13.0f}")
     j, t = medians["jax"], medians["torch"]
     print(f"theseus / transformers: load {t['load_s'] / j['load_s']:.2f}x faster, forward "
           f"{t['forward_s'] / j['forward_s']:.2f}x, train step {t['train_s'] / j['train_s']:.2f}x, "
