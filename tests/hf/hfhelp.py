@@ -80,14 +80,14 @@ def write_tokenizer(folder: Path) -> Path:
 
 
 def make_checkpoint(family: str, folder: Path, tokenizer: Path | None = None, *, dtype: str = "float32",
-                    max_shard_size: str | None = None, seed: int = 0) -> Path:
+                    max_shard_size: str | None = None, seed: int = 0, vocab: int = VOCAB) -> Path:
     """A random tiny checkpoint of ``family`` saved with ``save_pretrained``; weights are spread out
     (std 0.2, random norms and biases) so that every parameter changes the logits."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     settings = dict(FAMILIES[family])
-    config = AutoConfig.for_model(settings.pop("model_type"), vocab_size=VOCAB, bos_token_id=0, eos_token_id=0,
+    config = AutoConfig.for_model(settings.pop("model_type"), vocab_size=vocab, bos_token_id=0, eos_token_id=0,
                                   pad_token_id=0, **settings)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)

@@ -112,6 +112,23 @@ def test_bf16_sharded_checkpoint_loads_exactly_in_both_dtypes_and_shards_over_th
     np.testing.assert_array_equal(np.asarray(weight), np.asarray(leaf(high)))
 
 
+def test_a_vocabulary_the_mesh_does_not_divide_is_replicated(tmp_path):
+    from jax.sharding import Mesh
+
+    from theseus.base.axis import Axis
+    from theseus.training.sharding import param_shardings
+
+    folder = make_checkpoint("gpt2", tmp_path / "odd", vocab=VOCAB + 1)
+    model = HFCompat(id=str(folder), block_size=32)
+    mesh = Mesh(np.array(jax.devices()).reshape(4, 2), (Axis.BATCH.value, Axis.SHARD.value))
+    shardings = param_shardings(model, mesh, (1, 8))
+    assert tuple(shardings["transformer"]["wte"]["weight"].spec) == (None, None)
+    assert shardings["transformer"]["h"]["0"]["mlp"]["c_fc"]["weight"].spec[1] == Axis.SHARD.value
+    params = model.pretrained_params(shardings)
+    np.testing.assert_allclose(theseus_logits(model, params)[MASK], torch_logits(folder, IDX, MASK.astype(np.int64))[MASK],
+                               atol=1e-4, rtol=0)
+
+
 @pytest.mark.parametrize(
     "settings",
     [
