@@ -109,7 +109,24 @@ def llama_logits(s: Settings, idx: jax.Array, positions: jax.Array, mask: jax.Ar
     return HFLinear(s.arch.vocab_size, s, name="lm_head")(hidden).astype(jnp.float32)
 
 
-# --------------------------------------------------------------------------- gpt2
+# --------------------------------------------------------------------------- gpt2 and gpt_neox
+
+
+class TwoLayerMLP(nn.Module):
+    """``down(act(up(x)))`` with biases: GPT-2's ``c_fc``/``c_proj`` (Conv1D), GPT-NeoX's ``dense_h_to_4h``/``dense_4h_to_h``."""
+
+    s: Settings
+    up: str
+    down: str
+    conv1d: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """Map ``x[..., D]`` to the same shape."""
+        a, s = self.s.arch, self.s
+        h = HFLinear(a.intermediate_size, s, True, conv1d=self.conv1d, name=self.up)(x)
+        return HFLinear(a.hidden_size, s, True, conv1d=self.conv1d, name=self.down)(activation(a.activation)(h))
+
 
 
 class GPT2Attention(nn.Module):
@@ -129,19 +146,6 @@ class GPT2Attention(nn.Module):
         return HFLinear(a.hidden_size, s, True, conv1d=True, name="c_proj")(y)
 
 
-class GPT2MLP(nn.Module):
-    """``c_proj(act(c_fc(x)))`` with Conv1D weights."""
-
-    s: Settings
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        """Map ``x[..., D]`` to the same shape."""
-        a, s = self.s.arch, self.s
-        h = HFLinear(a.intermediate_size, s, True, conv1d=True, name="c_fc")(x)
-        return HFLinear(a.hidden_size, s, True, conv1d=True, name="c_proj")(activation(a.activation)(h))
-
-
 class GPT2Block(nn.Module):
     """``ln_1`` → ``attn``, ``ln_2`` → ``mlp``, each added to the residual stream."""
 
@@ -153,7 +157,8 @@ class GPT2Block(nn.Module):
         """One block on the residual stream."""
         s = self.s
         x = x + GPT2Attention(s, self.layer, name="attn")(HFNorm(s, "layer", name="ln_1")(x), positions, mask)
-        return x + GPT2MLP(s, name="mlp")(HFNorm(s, "layer", name="ln_2")(x))
+        mlp = TwoLayerMLP(s, "c_fc", "c_proj", conv1d=True, name="mlp")
+        return x + mlp(HFNorm(s, "layer", name="ln_2")(x))
 
 
 class GPT2Model(nn.Module):
@@ -197,19 +202,6 @@ class NeoXAttention(nn.Module):
         return HFLinear(a.hidden_size, s, a.out_bias, name="dense")(y)
 
 
-class NeoXMLP(nn.Module):
-    """``dense_4h_to_h(act(dense_h_to_4h(x)))``."""
-
-    s: Settings
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        """Map ``x[..., D]`` to the same shape."""
-        a, s = self.s.arch, self.s
-        h = HFLinear(a.intermediate_size, s, True, name="dense_h_to_4h")(x)
-        return HFLinear(a.hidden_size, s, True, name="dense_4h_to_h")(activation(a.activation)(h))
-
-
 class NeoXLayer(nn.Module):
     """Attention and MLP on their own LayerNorms, summed in parallel (or one after the other)."""
 
@@ -224,7 +216,7 @@ class NeoXLayer(nn.Module):
             HFNorm(s, "layer", name="input_layernorm")(x), positions, mask
         )
         post_norm = HFNorm(s, "layer", name="post_attention_layernorm")
-        mlp = NeoXMLP(s, name="mlp")
+        mlp = TwoLayerMLP(s, "dense_h_to_4h", "dense_4h_to_h", name="mlp")
         if s.arch.parallel_residual:
             return x + attn + mlp(post_norm(x))
         x = x + attn
