@@ -197,3 +197,29 @@ def test_unsupported_model_type_and_unreachable_hub_id_are_clear_errors(tmp_path
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hub"))
     with pytest.raises(TheseusError, match="acme/tiny-llama is not a local folder and the hub cannot provide it"):
         HFCompat(id="acme/tiny-llama").vocab_size  # noqa: B018
+
+
+# the three distinct networks (Mistral and Qwen2 train through Llama's code; the CLI tests
+# compare a 4x2 mesh with one device on Llama)
+@pytest.mark.parametrize("family", ["qwen3", "gpt2", "gpt_neox"])
+def test_a_few_finetuning_steps_on_a_4x2_mesh_lower_the_loss(family, checkpoint):
+    import optax
+
+    from theseus.base.hardware import make_mesh
+    from theseus.training.sharding import microbatches, shard_batch
+    from theseus.training.step import TrainState, make_train_step, train_state_shardings
+
+    model = HFCompat(id=str(checkpoint(family)), block_size=16)
+    tokens = np.random.default_rng(3).integers(0, VOCAB, (8, 17)).astype(np.int32)
+    tx, mesh = optax.adam(3e-3), make_mesh(2)
+    shardings = train_state_shardings(model, tx, mesh, (1, 16))
+    state = jax.jit(lambda p: TrainState.create(p, tx), out_shardings=shardings)(
+        model.pretrained_params(shardings.params)
+    )
+    step = make_train_step(model, tx, mesh=mesh, state_shardings=shardings)
+    batch = shard_batch(microbatches({"x": tokens[:, :-1], "y": tokens[:, 1:]}, 1), mesh)
+    losses = []
+    for _ in range(3):
+        state, metrics = step(state, batch, jax.random.key(0))
+        losses.append(float(metrics["loss"]))
+    assert losses[2] < losses[1] < losses[0]
