@@ -167,9 +167,10 @@ class HFCompat(Module):
         length = idx.shape[-1]
         if positions is None:
             positions = jnp.arange(length, dtype=jnp.int32)
-        if arch.family == "gpt2" and not decode and length > arch.max_positions:
+        if arch.family == "gpt2" and max(length, self.block_size) > arch.max_positions:
             raise TheseusError(
-                f"{length} tokens exceed the {arch.max_positions} positions of {self.id}; lower architecture.block_size"
+                f"{self.id} has {arch.max_positions} learned positions: architecture.block_size={self.block_size} "
+                f"and inputs of {length} tokens must fit in them"
             )
         settings = Settings(arch, type(self).logical_axes, self.compute_dtype, self.weight_dtype, decode)
         logits = LOGITS[arch.family](settings, idx, positions, mask)
