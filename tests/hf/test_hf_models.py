@@ -223,3 +223,38 @@ def test_a_few_finetuning_steps_on_a_4x2_mesh_lower_the_loss(family, checkpoint)
         state, metrics = step(state, batch, jax.random.key(0))
         losses.append(float(metrics["loss"]))
     assert losses[2] < losses[1] < losses[0]
+
+
+BLOCKED = """
+import sys
+
+class Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "transformers", "safetensors"):
+            raise ImportError(f"{name} is blocked in this test")
+
+sys.meta_path.insert(0, Blocked())
+import jax.numpy as jnp
+from theseus.export import hf_checkpoint
+from theseus.model.hf.writer import write_checkpoint
+from theseus.model.huggingface import HFCompat
+from theseus.data.hf_tokenizer import tokenizer_in
+
+model = HFCompat(id=sys.argv[1], block_size=16)
+params = model.pretrained_params()
+print(model.apply({"params": params}, jnp.zeros((1, 4), jnp.int32)).shape)
+ids, mask = tokenizer_in(model.checkpoint.path).encode_chat([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}])
+print(sum(mask) > 0)
+write_checkpoint(__import__("pathlib").Path(sys.argv[2]), *hf_checkpoint(model, params))
+"""
+
+
+def test_loading_running_chat_templates_and_export_need_neither_torch_nor_transformers(checkpoint, tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", BLOCKED, str(checkpoint("llama")), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["(1,", "4,", f"{VOCAB})", "True"]
+    assert (tmp_path / "out" / "model.safetensors").is_file()
