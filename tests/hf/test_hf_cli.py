@@ -86,11 +86,14 @@ def test_finetuning_learns_on_a_4x2_mesh_and_matches_one_device(out, finetuned):
             assert sharded["val_loss"] == pytest.approx(alone["val_loss"], rel=1e-4)
 
 
-def test_training_starts_from_the_checkpoint_weights_and_exports_them_back(out, checkpoint, tmp_path):
-    """One step at lr 0 leaves the pretrained weights as they were: the export holds the same tensors."""
+def test_training_starts_from_the_checkpoint_weights_resumes_and_exports_them_back(out, checkpoint, tmp_path):
+    """Steps at lr 0 leave the pretrained weights as they were, through a resume: the export holds them."""
     from safetensors.numpy import load_file
 
-    run_cli("run", "zero", str(out / "ft.yaml"), str(out), "training.steps=1", "optimization.lr=0", check=True)
+    run_cli("run", "zero", str(out / "ft.yaml"), str(out), "training.steps=2", "optimization.lr=0",
+            "checkpoint.every_steps=1", check=True)
+    resumed = run_cli("restore", "zero", "1", str(out), check=True)
+    assert "resuming zero from checkpoint step 1" in resumed.stderr
     run_cli("export", "zero", str(out), str(tmp_path / "zero"), check=True)
     exported, original = load_file(tmp_path / "zero" / "model.safetensors"), load_file(checkpoint("llama") / "model.safetensors")
     assert sorted(exported) == sorted(original)

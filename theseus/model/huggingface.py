@@ -121,10 +121,13 @@ class HFCompat(Module):
         ``shardings`` (a tree of shardings shaped like the parameters) lays each tensor out
         on the devices directly; each device reads only its slice of the file.
         """
-        abstract = jax.eval_shape(
+        return pretrained_params(self.checkpoint, self.abstract_params(), shardings)
+
+    def abstract_params(self) -> Any:
+        """The (unboxed) parameter tree as ``jax.ShapeDtypeStruct``\\ s; nothing is allocated."""
+        return jax.eval_shape(
             lambda: nn.meta.unbox(self.init(jax.random.key(0), jnp.zeros((1, 1), jnp.int32))["params"])
         )
-        return pretrained_params(self.checkpoint, abstract, shardings)
 
     # ---- cost
 

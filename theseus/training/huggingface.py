@@ -91,7 +91,11 @@ class HFTrainer(BaseTrainer[HFTrainerConfig, ModelT], Generic[ModelT]):
                 )
 
     def initial_state(self, tx: optax.GradientTransformation, rng: Any) -> tuple[Any, Any]:
-        """The checkpoint's weights (each device reads its own shard) and a fresh optimizer state."""
+        """The checkpoint's weights (each device reads its own shard) and a fresh optimizer state.
+
+        When the run resumes from a checkpoint of its own, only the shapes and shardings are
+        returned: the restore fills them, and the weights are never read twice.
+        """
         import jax
 
         from theseus.training.step import TrainState, train_state_shardings
@@ -99,9 +103,17 @@ class HFTrainer(BaseTrainer[HFTrainerConfig, ModelT], Generic[ModelT]):
         if not self.args.from_pretrained:
             return super().initial_state(tx, rng)
         shardings = train_state_shardings(self.model, tx, self.mesh, (1, self._block_size()))
-        params = self.model.pretrained_params(shardings.params)
         create = jax.jit(lambda p: TrainState.create(p, tx), out_shardings=shardings, donate_argnums=0)
-        return create(params), shardings
+        if self.restore_step is not None or self.checkpoints.latest_step() is not None:
+            abstract = jax.eval_shape(create, self.model.abstract_params())
+            return jax.tree.map(_placed, abstract, shardings), shardings
+        return create(self.model.pretrained_params(shardings.params)), shardings
+
+
+def _placed(spec: Any, sharding: Any) -> Any:
+    import jax
+
+    return jax.ShapeDtypeStruct(spec.shape, spec.dtype, sharding=sharding)
 
 
 __all__ = ["HFTrainer", "HFTrainerConfig"]
