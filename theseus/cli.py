@@ -650,7 +650,7 @@ def generate_text(
     group: str,
     load: tuple[str, ...],
 ) -> None:
-    """Continue each --prompt with the newest (or --step) checkpoint of GPT run NAME under OUT."""
+    """Continue each --prompt with the newest (or --step) checkpoint of run NAME under OUT."""
     import warnings
 
     run = _existing_run(out, name, project, group)
@@ -663,16 +663,17 @@ def generate_text(
     from theseus.config import load_yaml
     from theseus.evaluation import Evaluator
     from theseus.evaluation.checkpoint_run import load_run, model_class
-    from theseus.experiments.gpt import EvaluateGPT
     from theseus.inference import generate_cached
-    from theseus.model.models import GPT
+    from theseus.model.module import Module
 
     _load_modules(load)
     trained = model_class(Evaluator, load_yaml(config_path), run.path)
-    if not issubclass(trained, GPT):
-        raise TheseusError(f"run {name} trained a {trained.__name__}; theseus generate samples GPT runs only")
+    if not (issubclass(trained, Module) and trained.can_decode()):
+        raise TheseusError(
+            f"run {name} trained a {trained.__name__}, which cannot generate: it does not implement Module.decoder()"
+        )
     logging.getLogger("absl").setLevel(logging.ERROR)  # orbax's notes on optional checkpoint metadata
-    loaded = load_run(EvaluateGPT, run.path, step, (), None)
+    loaded = load_run(Evaluator, run.path, step, (), None)
     tokenizer = loaded.tokenizer
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -748,6 +749,46 @@ def lm_eval_harness(harness_args: tuple[str, ...]) -> None:
     from theseus.evaluation.lm_eval_adapter import harness_main
 
     sys.exit(harness_main(harness_args))
+
+
+# --------------------------------------------------------------------------- export
+
+
+@theseus.command(name="export")
+@click.argument("name")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.argument("dest", type=click.Path(file_okay=False))
+@click.option(
+    "--format", "fmt", type=click.Choice(["hf"]), default="hf", show_default=True,
+    help="hf: a Hugging Face checkpoint folder (config.json, safetensors, tokenizer files).",
+)
+@click.option("--step", type=int, default=None, help="Checkpoint step  [default: the newest]")
+@click.option(
+    "--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
+    help="Dtype of the weights  [default: the source checkpoint's, else the parameters']",
+)
+@_project_group
+@load_option
+@user_errors
+def export_checkpoint(
+    name: str,
+    out: str,
+    dest: str,
+    fmt: str,
+    step: int | None,
+    dtype: str | None,
+    project: str,
+    group: str,
+    load: tuple[str, ...],
+) -> None:
+    """Write a checkpoint of run NAME under OUT as the new folder DEST that transformers loads."""
+    from theseus.export import export_run
+
+    _load_modules(load)
+    run = _existing_run(out, name, project, group)
+    logging.getLogger("absl").setLevel(logging.ERROR)  # orbax's notes on optional checkpoint metadata
+    done = export_run(run.path, Path(dest), step=step, dtype=dtype)
+    click.echo(f"wrote {done.path}: {done.model_type} checkpoint of step {done.step} ({done.tensors} tensors)")
 
 
 def main() -> None:

@@ -1,9 +1,11 @@
 """Registries of jobs, datasets, evaluations, optimizers and schedules.
 
-Built-in entries are registered by plain assignment in their packages
-(``JOBS["gpt/train/pretrain"] = PretrainGPT`` in ``theseus/experiments/__init__.py``).
-User code adds entries from a module or file given with ``--load`` or from an installed
-package's ``theseus.plugins`` entry point. An optional module that fails to import is
+Built-in entries are registered by plain assignment in their packages (the built-in jobs
+lazily in ``theseus/recipes/__init__.py``). User code adds entries in
+``theseus/experiments/__init__.py`` (``JOBS["my_model/train/pretrain"] = PretrainMyModel``),
+from a module or file given with ``--load``, or from an installed package's
+``theseus.plugins`` entry point. Each built-in module is imported on its own, so one that
+fails (a user's experiment module, say) never hides the entries of another. An optional module that fails to import is
 recorded with its reason (:meth:`Registry.optional`) instead of breaking the registry.
 """
 
@@ -152,7 +154,7 @@ def _reason(exc: BaseException) -> str:
     return text
 
 
-JOBS: Registry[Any] = Registry("job", ("theseus.experiments",))
+JOBS: Registry[Any] = Registry("job", ("theseus.recipes", "theseus.experiments"))
 """Job classes by key (``family/kind/variant``): what ``theseus jobs`` lists and ``theseus run`` runs."""
 DATASETS: Registry[Any] = Registry("dataset", ("theseus.data.datasets.registry",))
 """Dataset classes by key, chosen with ``data.dataset`` by the tokenization jobs."""

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from clihelp import run_cli
 
-from theseus.experiments.gpt import EvaluateGPT
 from theseus.inference import generate
 from theseus.model.models import GPT
+from theseus.recipes.gpt import EvaluateGPT
 
 TINY = [
     "architecture.vocab_size=320", "architecture.n_layers=2", "architecture.n_embd=32",

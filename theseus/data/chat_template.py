@@ -80,7 +80,7 @@ class ChatTemplate:
 
     def __init__(self, template: str, source: str, special_tokens: Mapping[str, Any] | None = None) -> None:
         self.source = source
-        self.special_tokens = dict(special_tokens or {})
+        self.special_tokens = {k: v for k, v in (special_tokens or {}).items() if v is not None}
         try:
             self._template = _environment().from_string(template)
         except jinja2.TemplateError as exc:

@@ -146,7 +146,7 @@ class HuggingFaceTokenizer:
                 f"{self.file.parent / 'tokenizer_config.json'} or a chat_template.jinja beside it"
             )
         specials = {key: _content(self.settings.get(key)) for key in SPECIAL_KEYS}
-        template = ChatTemplate(self.chat_template, self.name, {k: v for k, v in specials.items() if v is not None})
+        template = ChatTemplate(self.chat_template, self.name, specials)
 
         def encode_text(text: str) -> tuple[list[int], list[tuple[int, int]]]:
             encoding = self._tok.encode(text, add_special_tokens=False)
@@ -171,6 +171,15 @@ class HuggingFaceTokenizer:
             "vocab_sha256": vocab_sha256((i, token.encode()) for token, i in vocab.items()),
             "file_sha256": hashlib.sha256(self.file.read_bytes()).hexdigest(),
         }
+
+
+def tokenizer_in(folder: Path) -> HuggingFaceTokenizer | None:
+    """The tokenizer of a model checkpoint folder, or ``None`` when it holds no ``tokenizer.json``."""
+    if not (folder / "tokenizer.json").is_file():
+        return None
+    from theseus.data.tokenizer import TokenizerConfig, get_tokenizer
+
+    return get_tokenizer(TokenizerConfig(backend="huggingface", path=str(folder)))  # type: ignore[return-value]
 
 
 def _content(value: Any) -> str | None:

@@ -36,7 +36,8 @@ class LoadedRun:
 
 
 def model_class(evaluator_cls: type, tree: Mapping[str, Any], where: Path) -> type:
-    """The evaluator's ``MODEL``, else the ``MODEL`` of the job that wrote ``config.yaml``."""
+    """The ``MODEL`` of the job that wrote ``config.yaml`` when it is the evaluator's ``MODEL`` or a
+    subclass of it, else the evaluator's ``MODEL``."""
     from theseus.registry import JOBS
 
     explicit = getattr(evaluator_cls, "MODEL", None)
@@ -51,7 +52,7 @@ def model_class(evaluator_cls: type, tree: Mapping[str, Any], where: Path) -> ty
                 f"run {where.name} trained a {trained.__name__} (job {job}); "
                 f"{evaluator_cls.__name__} reads {explicit.__name__} checkpoints"
             )
-        return explicit  # type: ignore[no-any-return]
+        return trained if trained is not None else explicit  # type: ignore[no-any-return]
     if trained is not None:
         return trained  # type: ignore[no-any-return]
     raise TheseusError(f"cannot tell which model {where} trained; set MODEL on the evaluator class")

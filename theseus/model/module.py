@@ -6,6 +6,10 @@ It says how its parameters are laid out on a device mesh through :attr:`Module.s
 (logical axis name → mesh axis), creates every parameter with logical axis names
 (``nn.with_logical_partitioning``), and reports its cost for MFU through
 :meth:`Module.flops_per_token`.
+
+What trainers, evaluators and generators read from a model is declared here with a
+default: :attr:`Module.block_size` (the context length), :attr:`Module.vocab_size` (rows of
+the output distribution) and :meth:`Module.decoder` (the hook KV-cache generation uses).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import jax.numpy as jnp
 
 from theseus.base.axis import Axis
 from theseus.config import field
+from theseus.errors import TheseusError
 from theseus.model.axes import Axes
 
 DTypeName = Literal["float32", "bfloat16", "float16"]
@@ -54,6 +59,48 @@ class Module(nn.Module):
     def sharding(self) -> ShardingRules:
         """Logical-axis rules ``[(Axes.X.value, Axis.SHARD | None), ...]`` for this model's parameters."""
         raise NotImplementedError(f"{type(self).__name__} must define its sharding rules")
+
+    # ---- what trainers, evaluators and generators read (a subclass may redeclare these as fields)
+
+    @property
+    def block_size(self) -> int | None:
+        """The context length the model is trained and evaluated at; ``None``: the model has none."""
+        return self.__dict__.get("_block_size")
+
+    @block_size.setter
+    def block_size(self, value: int | None) -> None:
+        # lets a subclass redeclare block_size as a (mandatory) dataclass field
+        self.__dict__["_block_size"] = value
+
+    @property
+    def vocab_size(self) -> int | None:
+        """Rows of the output distribution (every token id is below it); ``None``: unknown."""
+        return self.__dict__.get("_vocab_size")
+
+    @vocab_size.setter
+    def vocab_size(self, value: int | None) -> None:
+        self.__dict__["_vocab_size"] = value
+
+    def decoder(self, params: Any) -> tuple[Module, Any]:
+        """The module and parameters that KV-cache generation runs (see :mod:`theseus.inference.kv_cache`).
+
+        Generation calls ``module.apply({"params": p, "cache": c}, idx, positions=pos, mask=mask,
+        decode=True, mutable=["cache"]) -> (logits[B, T, V], {"cache": c'})``: with ``decode``
+        the model appends the keys and values of ``idx`` to the ``cache`` collection and
+        attends over everything cached so far, ``positions[B, T]`` are the tokens' absolute
+        positions and ``mask[B, T]`` marks real tokens (prompts are left-padded). A model that
+        decodes this way overrides this method, returning itself (or a twin better suited to
+        decoding, with its parameters converted) — see :meth:`can_decode`. The default raises
+        :class:`~theseus.errors.TheseusError`.
+        """
+        raise TheseusError(
+            f"{type(self).__name__} cannot generate with a KV cache: it does not implement Module.decoder()"
+        )
+
+    @classmethod
+    def can_decode(cls) -> bool:
+        """True when the class implements :meth:`decoder` (so ``theseus generate`` can sample it)."""
+        return cls.decoder is not Module.decoder
 
     @property
     def weight_dtype(self) -> jnp.dtype:

@@ -70,9 +70,24 @@ def boxed_params(model: Module, rng: jax.Array, sample_shape: Sequence[int]) -> 
 
 
 def shardings_of(boxed_tree: Any, model: Module, mesh: Mesh) -> Any:
-    """``NamedSharding`` for every leaf of an (abstract) boxed tree; unboxed leaves are replicated."""
+    """``NamedSharding`` for every leaf of an (abstract) boxed tree; unboxed leaves are replicated.
+
+    A dimension the mesh axes its rule names do not divide (a vocabulary of 50257 over two
+    devices, say) is replicated instead.
+    """
     specs = nn.get_partition_spec(boxed_tree)
-    return nn.logical_to_mesh_sharding(specs, mesh, logical_rules(model))
+    shardings = nn.logical_to_mesh_sharding(specs, mesh, logical_rules(model))
+    return jax.tree.map(_fit, shardings, nn.meta.unbox(boxed_tree))
+
+
+def _fit(sharding: NamedSharding, leaf: Any) -> NamedSharding:
+    shape = np.shape(leaf)
+    spec = list(sharding.spec) + [None] * (len(shape) - len(sharding.spec))
+    fitted = []
+    for dim, axes in zip(shape, spec, strict=False):
+        names = axes if isinstance(axes, tuple) else (axes,) if axes is not None else ()
+        fitted.append(axes if dim % int(np.prod([sharding.mesh.shape[a] for a in names])) == 0 else None)
+    return sharding if fitted == spec else NamedSharding(sharding.mesh, P(*fitted))
 
 
 def param_shardings(model: Module, mesh: Mesh, sample_shape: Sequence[int]) -> Any:

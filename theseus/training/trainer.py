@@ -190,6 +190,8 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
     # ---- setup pieces
 
     def _block_size(self) -> int:
+        if self.model.block_size is None:
+            raise ConfigError(f"{type(self.model).__name__} has no block_size: the trainer needs a context length")
         return int(self.model.block_size)
 
     def _setup_data(self) -> None:
@@ -209,7 +211,8 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
                     "run a data/tokenize_* job with the same OUT first"
                 )
             ds = TokenDataset.open(path)
-            check_vocab(ds.meta, int(self.model.vocab_size))
+            if self.model.vocab_size is not None:
+                check_vocab(ds.meta, int(self.model.vocab_size))
             self.datasets.append(ds)
         n_batch = int(self.mesh.shape["batch"])
         if args.batch_size <= 0 or args.batch_size % n_batch:
@@ -264,13 +267,12 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
 
         from theseus.data.loader import Prefetcher
         from theseus.training.sharding import shard_batch
-        from theseus.training.step import init_train_state, make_eval_step, make_train_step
+        from theseus.training.step import make_eval_step, make_train_step
 
         args: BaseTrainerConfig = self.args
-        sample = (1, self._block_size())
         key = jax.random.key(args.seed)
         init_key, self.dropout_key = jax.random.split(key)
-        self.state, shardings = init_train_state(self.model, tx, self.mesh, init_key, sample)
+        self.state, shardings = self.initial_state(tx, init_key)
         self.start_step = 0
         resumed = self.resume_state(self._checkpoint_tree(self.state))
         if resumed is not None:
@@ -286,6 +288,16 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
         fixed = self.sampler.validation_batches(args.val_batches) if args.val_batches > 0 else []
         self.val_batches = [shard_batch(batch, self.mesh) for batch in fixed]
         self.prefetcher = Prefetcher(self.sampler, start_step=self.start_step, depth=max(1, args.prefetch))
+
+    def initial_state(self, tx: optax.GradientTransformation, rng: Any) -> tuple[Any, Any]:
+        """The state before the first step (a ``TrainState``) and its shardings, in the sharded layout.
+
+        By default the model's own initialisation from ``rng``; :class:`~theseus.training.huggingface.HFTrainer`
+        starts from a checkpoint's weights instead. A resumed run replaces it with its checkpoint.
+        """
+        from theseus.training.step import init_train_state
+
+        return init_train_state(self.model, tx, self.mesh, rng, (1, self._block_size()))
 
     @staticmethod
     def _checkpoint_tree(state: Any) -> dict[str, Any]:

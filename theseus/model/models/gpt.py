@@ -126,6 +126,17 @@ class GPT(Module):
         """``12·L·H·Q·T``: QKᵀ and AV, forward and backward, over the full (unmasked) ``T x T``."""
         return 12.0 * self.n_layers * self.n_head * self.head_dim * seq_len
 
+    def decoder(self, params: Any) -> tuple[GPT, Any]:
+        """Decode with unrolled layers: a scanned GPT becomes its unrolled twin, parameters unstacked.
+
+        A scanned layer stack passes each layer's cache through the scan as a copy at every
+        step, while unrolled layers update their caches in place. Inside ``jit`` the
+        unstacking is free.
+        """
+        if self.scan_layers:
+            return self.clone(scan_layers=False), unstack_layers(params)
+        return self, params
+
     # ---- forward
 
     @nn.compact

@@ -6,6 +6,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 from theseus.config import current_config, field, flatten_tree, to_tree
 from theseus.errors import TheseusError
@@ -44,6 +45,7 @@ class EvaluateGPTCheckpoint(BasicJob[EvaluateCheckpointConfig]):
     """Evaluate a GPT checkpoint standalone: eval.evaluations on the run named by evaluate.run."""
 
     CONFIG = EvaluateCheckpointConfig
+    EVALUATOR: ClassVar[type[Evaluator[Any]]] = EvaluateGPT
 
     @classmethod
     def config(cls) -> list[type]:
@@ -59,13 +61,17 @@ class EvaluateGPTCheckpoint(BasicJob[EvaluateCheckpointConfig]):
                 return path
         raise TheseusError(f"no run {self.args.run!r} (looked in {', '.join(str(p) for p in candidates)})")
 
-    def run(self) -> None:
-        """Restore the parameters, run the evaluations, write ``results/<key>.json``."""
+    def build_evaluator(self) -> Evaluator[Any]:
+        """:attr:`EVALUATOR` over the checkpoint of the run named by ``evaluate.run``."""
         target = self._target()
         # this job's eval.* settings win over the ones the trained run was configured with
         own = to_tree(current_config()).get("eval", {})
         overrides = [f"eval.{key}={json.dumps(value)}" for key, value in flatten_tree(own).items()]
-        evaluator = EvaluateGPT.from_checkpoint(target, self.args.step, overrides=overrides)
+        return self.EVALUATOR.from_checkpoint(target, self.args.step, overrides=overrides)
+
+    def run(self) -> None:
+        """Restore the parameters, run the evaluations, write ``results/<key>.json``."""
+        evaluator = self.build_evaluator()
         scores = evaluator()
         if not scores:
             raise TheseusError("eval.evaluations is empty: name at least one evaluation to run")
