@@ -170,9 +170,13 @@ class MetricsCache:
 
 
 def warm(cache: MetricsCache, paths: list[Path]) -> None:
-    """Parse ``paths`` into ``cache`` in a background thread, in order; files being parsed are skipped."""
+    """Parse ``paths`` into ``cache`` in a background thread, in order.
+
+    Files being parsed already, and files with nothing new to parse, are skipped (so asking
+    for an up-to-date file never makes the next answer wait for a parse).
+    """
     entries = [cache.entry(path) for path in paths[: cache.size]]
-    entries = [e for e in entries if not e.warming]
+    entries = [e for e in entries if not e.warming and e.unparsed() > 0]
     for entry in entries:
         entry.warming = True
 
