@@ -267,6 +267,7 @@ class CheckpointManager:
         self.directory.mkdir(parents=True, exist_ok=True)
         handler = ocp.CompositeCheckpointHandler()
         self._ckpt: Any = ocp.AsyncCheckpointer(handler) if async_save else ocp.Checkpointer(handler)
+        self._async = async_save
         self._finisher: threading.Thread | None = None
         self._failure: tuple[int, BaseException] | None = None
 
@@ -287,6 +288,7 @@ class CheckpointManager:
             if _is_primary():
                 shutil.rmtree(target)
         state = _to_savable(state)
+        _check_room(self.directory, state, step)
         record = dict(meta or {})
         record.setdefault("step", step)
         record["saved_at"] = now()
@@ -299,7 +301,7 @@ class CheckpointManager:
         except Exception as exc:
             self._discard(step)
             raise _storage_error(exc, target) from exc
-        if hasattr(self._ckpt, "wait_until_finished"):
+        if self._async:
             self._finisher = threading.Thread(
                 target=self._finish, args=(step,), name="theseus-checkpoint-commit", daemon=True
             )
@@ -311,7 +313,7 @@ class CheckpointManager:
     def _finish(self, step: int) -> None:
         """Wait for orbax's commit, then write the checksums, ``latest`` and prune (process 0)."""
         try:
-            if hasattr(self._ckpt, "wait_until_finished"):
+            if self._async:
                 self._ckpt.wait_until_finished()
             if _is_primary():
                 write_manifest(self.directory / str(step))
@@ -455,6 +457,24 @@ class CheckpointManager:
             close = getattr(self._ckpt, "close", None)
             if close is not None:
                 close()
+
+
+def _check_room(directory: Path, state: Any, step: int) -> None:
+    """Refuse a save that cannot fit (its arrays' bytes plus a little per file) before orbax starts it.
+
+    A save that runs out of space midway fails in orbax's worker threads; this catches the
+    usual case early, with the sizes in the message.
+    """
+    import jax
+
+    leaves = jax.tree.leaves(state)
+    needed = sum(int(getattr(leaf, "nbytes", 0)) for leaf in leaves) + 4096 * len(leaves) + 65536
+    free = shutil.disk_usage(directory).free
+    if free < needed:
+        raise StorageError(
+            f"cannot save checkpoint {directory / str(step)}: it needs about {needed / 2**20:.2f} MiB and "
+            f"{free / 2**20:.2f} MiB are free (ENOSPC); free some space and run the same command again"
+        )
 
 
 def _looks_damaged(exc: BaseException) -> bool:

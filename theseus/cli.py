@@ -64,7 +64,8 @@ def _setup_logging(verbose: bool) -> None:
     logger.propagate = False
     if not verbose:
         # orbax logs its background failures with tracebacks; theseus reports them in one line
-        logging.getLogger("absl").setLevel(logging.CRITICAL)
+        for name in ("absl", "asyncio"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _load_modules(modules: Sequence[str]) -> None:

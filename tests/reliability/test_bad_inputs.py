@@ -175,3 +175,10 @@ def test_a_run_that_never_reached_a_step_starts_again_with_a_corrected_config(ou
     # a run that did reach a step keeps refusing a changed config
     one_line_error(run_cli("run", "fails-first", str(echo), str(out), "echo.text=other", "--load", ECHO),
                    "already exists with a different config")
+
+
+def test_tokenizing_over_data_made_with_another_config_writes_nothing(out):
+    before = tree(out)
+    one_line_error(run_cli("run", "retok", str(out / "tok.yaml"), str(out), "data.val_fraction=0.5"),
+                   "was tokenized with another config (val_fraction differ)")
+    assert tree(out) == before

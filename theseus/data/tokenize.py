@@ -184,6 +184,9 @@ class _TokenizeJob(BasicJob[C]):
             **self.format_settings(),
         }
         directory = self.spec.data_dir / dataset_dir_name(args.dataset, args.suffix)
+        meta = read_meta(directory)
+        if meta is not None and meta.get("fingerprint") != fingerprint(settings):
+            self._check_done(directory, meta, settings)  # refuses, naming what differs
         self._plan = (tokenizer_config, tokenizer, dataset, dtype, identity, settings, directory)
 
     def run(self) -> None:
