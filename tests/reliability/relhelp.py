@@ -93,35 +93,33 @@ def same_arrays(a, b):
     return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
-def need_root():
-    """Skip (or, in CI, fail) when mounts cannot be made here."""
+def _cannot_mount(reason):
+    """Skip, or in CI (which runs as root) fail: the mount tests must run there."""
+    if os.environ.get("THESEUS_CI"):
+        pytest.fail(f"CI must be able to mount: {reason}")
+    pytest.skip(reason)
+
+
+@contextmanager
+def _mounted(path, *args):
     if os.geteuid() != 0:
-        if os.environ.get("THESEUS_CI"):
-            pytest.fail("CI runs as root: the mount tests must run")
-        pytest.skip("needs root to mount a tmpfs or a read-only bind mount")
+        _cannot_mount("needs root to mount a tmpfs or a read-only bind mount")
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", *args, str(path)], capture_output=True, text=True)
+    if done.returncode != 0:
+        _cannot_mount(f"mount {' '.join(args)} failed: {done.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
-@contextmanager
 def tmpfs(path, size):
-    """A real tmpfs of ``size`` (e.g. "2m") mounted at ``path`` for the block."""
-    need_root()
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
+    """A real tmpfs of ``size`` (e.g. "2m") mounted at ``path`` for the ``with`` block."""
+    return _mounted(path, "-t", "tmpfs", "-o", f"size={size}", "tmpfs")
 
 
-@contextmanager
 def read_only(source, path):
-    """``source`` bind-mounted read-only at ``path`` for the block."""
-    need_root()
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "--bind", "-o", "ro", str(source), str(path)], check=True)
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
+    """``source`` bind-mounted read-only at ``path`` for the ``with`` block."""
+    return _mounted(path, "--bind", "-o", "ro", str(source))
