@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
-from theseus.errors import TheseusError
+from theseus.errors import TheseusError, describe_os_error, is_user_os_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,7 +31,7 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def user_errors(fn: F) -> F:
-    """Turn :class:`TheseusError` into one line on stderr and exit code 2."""
+    """Turn :class:`TheseusError` (and a full, read-only or forbidden disk) into one line on stderr, exit 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -41,6 +41,12 @@ def user_errors(fn: F) -> F:
             if _VERBOSE:
                 traceback.print_exc()
             _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        except OSError as exc:
+            if not is_user_os_error(exc):
+                raise
+            if _VERBOSE:
+                traceback.print_exc()
+            _fail(describe_os_error(exc))
 
     return wrapper  # type: ignore[return-value]
 
@@ -56,6 +62,10 @@ def _setup_logging(verbose: bool) -> None:
         logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     logger.propagate = False
+    if not verbose:
+        # orbax logs its background failures with tracebacks; theseus reports them in one line
+        for name in ("absl", "asyncio"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _load_modules(modules: Sequence[str]) -> None:
@@ -224,18 +234,14 @@ def run(
 ) -> None:
     """Run the job in YAML as run NAME under the output root OUT (resuming if it exists)."""
     from theseus.job import ExecutionSpec, run_job
+    from theseus.rundir import RunDirectory
 
+    RunDirectory.of(out, name, project, group)  # the names are checked before anything else
     _load_modules(load)
     key, cfg = load_job_config(yaml_path, overrides, job_key)
-    _check_name(name)
     spec = ExecutionSpec(name=name, root=Path(out), project=project, group=group)
-    outcome = run_job(key, cfg, spec, fresh=fresh, argv=sys.argv)
+    outcome = run_job(key, cfg, spec, fresh=fresh, argv=sys.argv, linger=True)
     sys.exit(outcome.exit_code)
-
-
-def _check_name(name: str) -> None:
-    if not name or "/" in name or name.startswith(".") or name in ("..",):
-        raise TheseusError(f"run name {name!r} must be a plain name (no '/', not starting with '.')")
 
 
 def load_job_config(yaml_path: str, overrides: Sequence[str], job_key: str | None = None) -> tuple[str, Any]:
@@ -252,13 +258,14 @@ def load_job_config(yaml_path: str, overrides: Sequence[str], job_key: str | Non
 @click.argument("name")
 @click.argument("out", type=click.Path(file_okay=False))
 @_project_group
+@click.option("--verify", is_flag=True, help="Check every file against the checksums written at save time.")
 @user_errors
-def checkpoints(name: str, out: str, project: str, group: str) -> None:
+def checkpoints(name: str, out: str, project: str, group: str, verify: bool) -> None:
     """List the complete checkpoints of run NAME."""
     from rich.console import Console
     from rich.table import Table
 
-    from theseus.checkpoint import list_checkpoints
+    from theseus.checkpoint import integrity, list_checkpoints
     from theseus.rundir import iso
 
     run = _existing_run(out, name, project, group)
@@ -268,13 +275,14 @@ def checkpoints(name: str, out: str, project: str, group: str) -> None:
         return
     latest = infos[-1].step
     table = Table(box=None, header_style="bold")
-    for col in ("step", "saved", "size", ""):
+    for col in ("step", "saved", "size", *(["integrity"] if verify else []), ""):
         table.add_column(col)
     for info in infos:
         table.add_row(
             str(info.step),
             iso(info.saved_at),
             _human_bytes(info.size_bytes),
+            *([integrity(run.checkpoints_dir, info.step)] if verify else []),
             "latest" if info.step == latest else "",
         )
     Console(width=200 if not sys.stdout.isatty() else None).print(table)
@@ -317,7 +325,7 @@ def restore(name: str, checkpoint: str, out: str, project: str, group: str, load
             f"CHECKPOINT must be a step number (see `theseus checkpoints {name} {out}`)"
         ) from None
     spec = ExecutionSpec(name=name, root=Path(out), project=project, group=group)
-    sys.exit(restore_run(spec, step, argv=sys.argv))
+    sys.exit(restore_run(spec, step, argv=sys.argv, linger=True))
 
 
 # --------------------------------------------------------------------------- ls / status / logs
@@ -432,7 +440,7 @@ def logs(name: str, out: str | None, project: str, group: str, lines: int, follo
     run = _existing_run(out, name, project, group)
     if not run.log_path.is_file():
         raise TheseusError(f"run {name} has no log yet")
-    with open(run.log_path) as fh:
+    with open(run.log_path, errors="replace") as fh:
         tail = fh.readlines()[-lines:] if lines > 0 else []
         click.echo("".join(tail), nl=False)
         while follow:
@@ -653,6 +661,14 @@ def generate_text(
     """Continue each --prompt with the newest (or --step) checkpoint of run NAME under OUT."""
     import warnings
 
+    for option, texts in (("--prompt", prompts), ("--stop", stops)):
+        for i, text in enumerate(texts, 1):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise TheseusError(
+                    f"{option} number {i} is not valid UTF-8 (at character {exc.start}); pass UTF-8 text"
+                ) from None
     run = _existing_run(out, name, project, group)
     config_path = run.path / "config.yaml"
     if not config_path.is_file():

@@ -17,6 +17,7 @@ import contextvars
 import dataclasses
 import difflib
 import enum
+import math
 import types
 import typing
 from collections.abc import Iterator, Mapping, Sequence
@@ -33,6 +34,7 @@ T = TypeVar("T")
 
 FIELD_KEY = "theseus_key"
 FIELD_DOC = "theseus_doc"
+FIELD_BOUNDS = "theseus_bounds"
 MISSING_VALUE = "???"
 RESERVED_KEYS = ("job", "request")
 
@@ -47,19 +49,65 @@ class _NoDefault:
 NO_DEFAULT: Any = _NoDefault()
 
 
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """The range a numeric config value must lie in (``None``: no limit on that side)."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def describe(self) -> str:
+        """``>= 0 and < 1``."""
+        parts = [
+            f"{op} {_number(limit)}"
+            for op, limit in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+            if limit is not None
+        ]
+        return " and ".join(parts)
+
+    def holds(self, value: float) -> bool:
+        """True when ``value`` is a finite number inside the range."""
+        if not math.isfinite(value):
+            return False
+        return not (
+            (self.ge is not None and value < self.ge)
+            or (self.gt is not None and value <= self.gt)
+            or (self.le is not None and value > self.le)
+            or (self.lt is not None and value >= self.lt)
+        )
+
+    def check(self, dotted: str, value: Any) -> None:
+        """Raise :class:`ConfigError` when the number ``value`` lies outside the range (``None`` passes)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return
+        if not self.holds(value):
+            raise ConfigError(f"config key {dotted} must be {self.describe()}, got {value!r}")
+
+
+def _number(limit: float) -> str:
+    return str(int(limit)) if float(limit).is_integer() else repr(limit)
+
+
 def field(
     key: str,
     default: Any = NO_DEFAULT,
     *,
     default_factory: Any = NO_DEFAULT,
     doc: str = "",
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
     **kwargs: Any,
 ) -> Any:
     """Declare a dataclass (or flax module) field bound to the config key ``key``.
 
     ``key`` is a slash path such as ``"optimization/lr"``. ``default=None`` is a real
     default of ``None``; leaving both ``default`` and ``default_factory`` out makes the
-    key mandatory (``???`` in generated YAML).
+    key mandatory (``???`` in generated YAML). ``ge``/``gt``/``le``/``lt`` bound a
+    numeric value (``None`` always passes); every layer checks them with the type.
     """
     if default is not NO_DEFAULT and default_factory is not NO_DEFAULT:
         raise ValueError(f"field {key!r}: give default or default_factory, not both")
@@ -68,6 +116,11 @@ def field(
     metadata = dict(kwargs.pop("metadata", {}) or {})
     metadata[FIELD_KEY] = key
     metadata[FIELD_DOC] = doc
+    if any(limit is not None for limit in (ge, gt, le, lt)):
+        bounds = Bounds(ge, gt, le, lt)
+        if default is not NO_DEFAULT:
+            bounds.check(key.replace("/", "."), default)  # a wrong default is the declaring class's bug
+        metadata[FIELD_BOUNDS] = bounds
     if default_factory is not NO_DEFAULT:
         return dataclasses.field(default_factory=default_factory, metadata=metadata, **kwargs)
     if default is NO_DEFAULT:
@@ -98,6 +151,7 @@ class FieldSpec:
     default: Any  # NO_DEFAULT when mandatory
     owners: list[str]
     doc: str = ""
+    bounds: Bounds | None = None
 
     @property
     def required(self) -> bool:
@@ -199,9 +253,16 @@ def schema(*classes: type) -> Schema:
         default = _default_of(f)
         owner = _qualname(cls)
         spec = fields.get(dotted)
+        bounds = f.metadata.get(FIELD_BOUNDS)
         if spec is None:
-            fields[dotted] = FieldSpec(dotted, tp, default, [owner], f.metadata.get(FIELD_DOC, ""))
+            fields[dotted] = FieldSpec(dotted, tp, default, [owner], f.metadata.get(FIELD_DOC, ""), bounds)
             return
+        if bounds is not None and spec.bounds is not None and bounds != spec.bounds:
+            raise ConfigError(
+                f"config key {dotted} has conflicting bounds: {spec.owners[0]} says "
+                f"{spec.bounds.describe()}, {owner} says {bounds.describe()}"
+            )
+        spec.bounds = spec.bounds or bounds
         if not _same_default(spec.default, default):
             raise ConfigError(
                 f"config key {dotted} has conflicting defaults: {spec.owners[0]} says "
@@ -291,12 +352,51 @@ def flatten_tree(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def to_tree(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
-    """A config as a plain nested ``dict`` (interpolations resolved)."""
+    """A config as a plain nested ``dict`` (every string exactly as the user wrote it)."""
     if isinstance(cfg, DictConfig):
         tree = OmegaConf.to_container(cfg, resolve=True)
         assert isinstance(tree, dict)
         return {str(k): v for k, v in tree.items()}
     return dict(cfg)
+
+
+def to_config(tree: Mapping[str, Any]) -> DictConfig:
+    """A struct ``DictConfig`` of a plain tree, with every string literal.
+
+    OmegaConf would read ``${...}`` in a string as an interpolation (copying environment
+    variables into the config, or failing on a lone ``${``); theseus values are literal,
+    so each ``${`` is escaped on the way in and comes back unchanged on the way out.
+    """
+    cfg = OmegaConf.create(_escape(dict(tree)))
+    OmegaConf.set_struct(cfg, True)
+    return cfg
+
+
+def _escape(value: Any) -> Any:
+    if isinstance(value, str):
+        return _escape_text(value) if "${" in value else value
+    if isinstance(value, Mapping):
+        return {k: _escape(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_escape(v) for v in value]
+    return value
+
+
+def _escape_text(text: str) -> str:
+    # OmegaConf reads n backslashes before "${" as n//2 backslashes, and an odd one escapes
+    # the "${": so 2n + 1 backslashes give back exactly n backslashes and a literal "${"
+    out: list[str] = []
+    i = 0
+    while True:
+        j = text.find("${", i)
+        if j < 0:
+            out.append(text[i:])
+            return "".join(out)
+        k = j
+        while k > i and text[k - 1] == "\\":
+            k -= 1
+        out.append(text[i:k] + "\\" * (2 * (j - k) + 1) + "${")
+        i = j + 2
 
 
 def build(*classes: type) -> DictConfig:
@@ -305,9 +405,7 @@ def build(*classes: type) -> DictConfig:
     flat = {
         k: (MISSING_VALUE if s.default is NO_DEFAULT else _plain(s.default)) for k, s in sch.fields.items()
     }
-    cfg = OmegaConf.create(nest_tree(flat))
-    OmegaConf.set_struct(cfg, True)
-    return cfg
+    return to_config(nest_tree(flat))
 
 
 # --------------------------------------------------------------------------- type checks
@@ -415,11 +513,14 @@ def _check(spec: FieldSpec, value: Any) -> Any:
     if value == MISSING_VALUE:
         return value
     try:
-        return check_value(spec.type, value)
+        checked = check_value(spec.type, value)
     except _TypeMismatch:
         raise ConfigError(
             f"config key {spec.key} expects {_type_name(spec.type)}, got {_describe(value)}"
         ) from None
+    if spec.bounds is not None:
+        spec.bounds.check(spec.key, checked)
+    return checked
 
 
 # --------------------------------------------------------------------------- merging
@@ -533,7 +634,17 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"config file {p} does not exist")
     try:
-        data = yaml.safe_load(p.read_text())
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {p}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{p} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
+        ) from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p} is not valid YAML: {_yaml_reason(exc)}") from None
     if data is None:
@@ -559,9 +670,7 @@ def resolve(
     for layer, where in layers:
         tree = merge(sch, tree, layer, where)
     tree = apply_overrides(sch, tree, overrides)
-    cfg = OmegaConf.create(tree)
-    OmegaConf.set_struct(cfg, True)
-    return cfg
+    return to_config(tree)
 
 
 def to_yaml(cfg: DictConfig | Mapping[str, Any]) -> str:
@@ -607,7 +716,7 @@ def patch() -> Iterator[DictConfig]:
     are gone afterwards. Outside any configuration it starts from an empty config.
     """
     cur = _ACTIVE.get()
-    copy = OmegaConf.create(to_tree(cur) if cur is not None else {})
+    copy = to_config(to_tree(cur) if cur is not None else {})
     OmegaConf.set_struct(copy, False)
     token = _ACTIVE.set(copy)
     try:
@@ -662,6 +771,9 @@ def _hydrate(cls: type[T], cfg: DictConfig, overrides: Mapping[str, Any]) -> T:
             if value == MISSING_VALUE:
                 raise ConfigError(f"config key {dotted} has no value; set it with {dotted}=...")
             kwargs[f.name] = _convert(tp, value, dotted)
+            bounds = f.metadata.get(FIELD_BOUNDS)
+            if bounds is not None:
+                bounds.check(dotted, kwargs[f.name])
         elif _is_dataclass_type(tp):
             kwargs[f.name] = _hydrate(tp, cfg, {})
     missing = [

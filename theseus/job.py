@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import shutil
 import signal
 import socket
 import subprocess
@@ -34,10 +33,17 @@ from typing import Any, ClassVar, Generic, TypeVar
 from omegaconf import DictConfig
 
 import theseus
-from theseus.checkpoint import CheckpointConfig, CheckpointManager, complete_steps
+from theseus.checkpoint import (
+    CheckpointConfig,
+    CheckpointManager,
+    complete_steps,
+    refresh_latest,
+    set_aside,
+    verify,
+)
 from theseus.config import configuration, configure, missing_keys, to_tree, to_yaml
-from theseus.errors import ConfigError, Preempted, TheseusError
-from theseus.fsio import atomic_write_json, atomic_write_text
+from theseus.errors import CheckpointDamaged, ConfigError, Preempted, TheseusError
+from theseus.fsio import atomic_write_json, write_json_even_when_full
 from theseus.rundir import RunDirectory, new_run_id, now
 
 C = TypeVar("C")
@@ -105,6 +111,14 @@ class BasicJob(Generic[C]):
     def run_dir(self) -> RunDirectory:
         """This job's run directory."""
         return self.spec.run
+
+    def prepare(self) -> None:
+        """Check what can be checked before anything is written; raise :class:`TheseusError` on a mistake.
+
+        :func:`run_job` calls it before it creates or changes the run directory, so a bad
+        input found here (missing data, sizes that do not fit, an impossible batch) leaves
+        nothing behind. The default checks nothing.
+        """
 
     def run(self) -> None:
         """Do the job's work."""
@@ -175,15 +189,20 @@ class RestoreableJob(CheckpointedJob[C]):
     restore_step: int | None = None
 
     def resume_state(self, template: Any) -> tuple[Any, dict[str, Any]] | None:
-        """The state to continue from, or ``None`` for a fresh start."""
-        step = self.restore_step if self.restore_step is not None else self.checkpoints.latest_step()
-        if step is None:
-            return None
-        state, meta = self.restore(template, step)
+        """The state to continue from, or ``None`` for a fresh start.
+
+        That is the chosen checkpoint, else the newest one whose checksums hold (damaged
+        newer ones are set aside with a warning). The metrics of steps after it are
+        dropped, since they will be written again; with no checkpoint, all of them are.
+        """
+        found = self.checkpoints.restore_intact(template, self.restore_step)
+        step = 0 if found is None else found[2]
         if _is_primary():
             self.run_dir.truncate_metrics(step)
+        if found is None:
+            return None
         self.log.info("resuming %s from checkpoint step %d", self.spec.name, step)
-        return state, meta
+        return found[0], found[1]
 
     @classmethod
     def from_checkpoint(cls, spec: ExecutionSpec, step: int) -> int:
@@ -228,13 +247,24 @@ class _StatusWriter:
 
     def _beat(self) -> None:
         while not self._done.wait(HEARTBEAT_S):
-            self.write()
+            try:
+                self.write()
+            except OSError:  # a full or vanished disk: the job itself reports it
+                pass
 
     def finish(self, **fields: Any) -> None:
+        """Record the final state; on a full disk the file is rewritten in place rather than left 'running'."""
         self._done.set()
         with self._lock:
             self.state.update(fields)
-        self.write()
+            self.state["heartbeat"] = now()
+            record = dict(self.state)
+        if not (self.enabled and _is_primary()):
+            return
+        try:
+            write_json_even_when_full(self.run.status_path, record)
+        except OSError as exc:
+            log.error("could not record the run's final state in %s: %s", self.run.status_path, exc)
 
 
 def _is_primary() -> bool:
@@ -309,12 +339,18 @@ def _archive(run: RunDirectory) -> Path:
 
 
 class _Signals:
-    """Route SIGTERM/SIGUSR1 to a job: a stop request first, an immediate stop on repeat."""
+    """Route SIGTERM/SIGUSR1 to a job: a stop request first, an immediate stop on repeat.
+
+    With ``linger`` (a CLI process that exits right after the job), a signal arriving
+    after the job ended is ignored instead of killing the process: the exit code then
+    matches the state already recorded.
+    """
 
     SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
-    def __init__(self, job: BasicJob[Any]) -> None:
+    def __init__(self, job: BasicJob[Any], *, linger: bool = False) -> None:
         self.job = job
+        self.linger = linger
         self.previous: dict[int, Any] = {}
 
     def __enter__(self) -> _Signals:
@@ -333,14 +369,21 @@ class _Signals:
 
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_IGN if self.linger else handler)
+
+
+class _QuietFileHandler(logging.FileHandler):
+    """A log file handler that drops a record it cannot write (a full disk) instead of printing a traceback."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
 
 
 class _RunLog:
     """Copy the ``theseus`` logger into the run's log.txt while the job runs."""
 
     def __init__(self, path: Path | None) -> None:
-        self.handler = logging.FileHandler(path) if path is not None else None
+        self.handler = _QuietFileHandler(path) if path is not None else None
         if self.handler is not None:
             self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
 
@@ -374,10 +417,14 @@ def run_job(
     fresh: bool = False,
     restore_step: int | None = None,
     argv: Sequence[str] | None = None,
+    linger: bool = False,
 ) -> RunOutcome:
     """Run ``job`` with ``cfg`` as run ``spec``: start, resume, or report it completed.
 
-    Raises :class:`TheseusError` for user mistakes before anything is written.
+    Raises :class:`TheseusError` for user mistakes; those found before the job starts
+    (config, names, the job's own :meth:`BasicJob.prepare` checks) leave nothing written.
+    ``linger`` keeps late SIGTERM/SIGUSR1 from killing the process once the job ended
+    (for a CLI process that exits next).
     """
     key, job_cls = resolve_job(job)
     validate(job_cls, cfg)
@@ -386,30 +433,75 @@ def run_job(
     run = spec.run
     if launch_rank(tree) != 0:
         # a secondary process of a multi-process run: process 0 owns the run directory
-        return _execute(key, job_cls, cfg, tree, spec, run.exists(), restore_step, argv, primary=False)
+        job_obj = _prepared(job_cls, cfg, spec, restore_step)
+        return _execute(key, job_obj, cfg, tree, spec, run.exists(), argv, linger, primary=False)
+    if _decide(run, spec.name, tree, fresh, restore_step) == "completed":
+        return _already_completed(run, spec.name)
+    job_obj = _prepared(job_cls, cfg, spec, restore_step)
     with run.lock() as previous_holder:
         if previous_holder and previous_holder.get("pid"):
             log.info("took over the lock of dead process %s", previous_holder.get("pid"))
-        resumed = False
-        if run.path.exists() and fresh:
-            dest = _archive(run)
-            log.info("--fresh: moved the previous run to %s", dest)
-        elif run.exists():
-            status = run.read_status() or {}
-            old = _load_tree(run)
-            diff = _config_diff(old, tree)
-            if diff and restore_step is None:
-                shown = ", ".join(diff[:5]) + (" ..." if len(diff) > 5 else "")
-                raise ConfigError(
-                    f"run {spec.name} already exists with a different config ({shown}); "
-                    "use --fresh to start over or choose another name"
-                )
-            if status.get("state") == "completed" and restore_step is None:
-                msg = f"run {spec.name} already completed (step {status.get('step', '-')}); use --fresh to start over"
-                log.info(msg)
-                return RunOutcome("completed", EXIT_OK, run.path, msg)
-            resumed = True
-        return _execute(key, job_cls, cfg, tree, spec, resumed, restore_step, argv)
+        decision = _decide(run, spec.name, tree, fresh, restore_step)
+        if decision == "completed":
+            return _already_completed(run, spec.name)
+        if decision == "fresh":
+            log.info("--fresh: moved the previous run to %s", _archive(run))
+        elif decision == "restart":
+            log.info(
+                "run %s never reached a step: starting it again with the new config "
+                "(the failed attempt is in %s)",
+                spec.name, _archive(run),
+            )
+        return _execute(key, job_obj, cfg, tree, spec, decision == "resume", argv, linger)
+
+
+def _prepared(
+    job_cls: type[BasicJob[Any]], cfg: DictConfig, spec: ExecutionSpec, restore_step: int | None
+) -> BasicJob[Any]:
+    with configuration(cfg):
+        job_obj = job_cls(spec)
+        if isinstance(job_obj, RestoreableJob):
+            job_obj.restore_step = restore_step
+        job_obj.prepare()
+    return job_obj
+
+
+def _decide(run: RunDirectory, name: str, tree: dict[str, Any], fresh: bool, restore_step: int | None) -> str:
+    """``start``, ``fresh``, ``restart`` (never reached a step), ``resume`` or ``completed``; or refuse."""
+    if fresh:
+        return "fresh" if run.path.exists() else "start"
+    if not run.exists():
+        return "start"
+    status = run.read_status() or {}
+    diff = _config_diff(_load_tree(run), tree)
+    if diff and restore_step is None:
+        if _never_stepped(run, status):
+            return "restart"
+        shown = ", ".join(diff[:5]) + (" ..." if len(diff) > 5 else "")
+        raise ConfigError(
+            f"run {name} already exists with a different config ({shown}); "
+            "use --fresh to start over or choose another name"
+        )
+    if status.get("state") == "completed" and restore_step is None:
+        return "completed"
+    return "resume"
+
+
+def _never_stepped(run: RunDirectory, status: dict[str, Any]) -> bool:
+    """True for a run that ended before its first step: nothing in it is worth keeping in place."""
+    return (
+        status.get("state") != "completed"
+        and status.get("step") is None
+        and not complete_steps(run.checkpoints_dir)
+        and run.last_metrics() is None
+    )
+
+
+def _already_completed(run: RunDirectory, name: str) -> RunOutcome:
+    status = run.read_status() or {}
+    msg = f"run {name} already completed (step {status.get('step', '-')}); use --fresh to start over"
+    log.info(msg)
+    return RunOutcome("completed", EXIT_OK, run.path, msg)
 
 
 def launch_rank(tree: dict[str, Any]) -> int:
@@ -440,13 +532,13 @@ def _load_tree(run: RunDirectory) -> dict[str, Any]:
 
 def _execute(
     key: str,
-    job_cls: type[BasicJob[Any]],
+    job_obj: BasicJob[Any],
     cfg: DictConfig,
     tree: dict[str, Any],
     spec: ExecutionSpec,
     resumed: bool,
-    restore_step: int | None,
     argv: Sequence[str] | None,
+    linger: bool,
     *,
     primary: bool = True,
 ) -> RunOutcome:
@@ -489,16 +581,12 @@ def _execute(
         enabled=primary,
     )
     status.start()
-    job_obj: BasicJob[Any] | None = None
     with _RunLog(run.log_path if primary else None):
         log.info("%s %s (job %s) in %s", "resuming" if resumed else "starting", spec.name, key, run.path)
         try:
             with configuration(cfg):
-                job_obj = job_cls(spec)
                 job_obj._status = status
-                if isinstance(job_obj, RestoreableJob):
-                    job_obj.restore_step = restore_step
-                with _Signals(job_obj):
+                with _Signals(job_obj, linger=linger):
                     job_obj.run()
                     if isinstance(job_obj, CheckpointedJob):
                         job_obj.close()
@@ -529,7 +617,9 @@ def _close_quietly(job: BasicJob[Any] | None) -> None:
             log.error("while closing checkpoints: %s", exc)
 
 
-def restore_run(spec: ExecutionSpec, step: int, *, argv: Sequence[str] | None = None) -> int:
+def restore_run(
+    spec: ExecutionSpec, step: int, *, argv: Sequence[str] | None = None, linger: bool = False
+) -> int:
     """Continue run ``spec`` from checkpoint ``step``; newer checkpoints are set aside.
 
     The checkpoints after ``step`` move to ``checkpoints/.superseded-<time>/`` (never
@@ -544,6 +634,11 @@ def restore_run(spec: ExecutionSpec, step: int, *, argv: Sequence[str] | None = 
     if step not in steps:
         have = ", ".join(map(str, steps)) or "none"
         raise TheseusError(f"run {spec.name} has no checkpoint at step {step} (have: {have})")
+    problem = verify(run.checkpoints_dir, step)
+    if problem is not None:
+        raise CheckpointDamaged(
+            f"checkpoint {step} of run {spec.name} is damaged ({problem}); choose another step"
+        )
     tree = load_yaml(run.config_path)
     key = tree.get("job")
     if not isinstance(key, str):
@@ -553,11 +648,9 @@ def restore_run(spec: ExecutionSpec, step: int, *, argv: Sequence[str] | None = 
     with run.lock():
         newer = [s for s in steps if s > step]
         if newer:
-            aside = run.checkpoints_dir / f".superseded-{time.strftime('%Y%m%d-%H%M%S')}"
-            aside.mkdir(parents=True, exist_ok=True)
-            for s in newer:
-                shutil.move(str(run.checkpoints_dir / str(s)), str(aside / str(s)))
+            aside = set_aside(run.checkpoints_dir, newer, "superseded")
             log.info("moved checkpoints %s aside to %s", newer, aside)
-        atomic_write_text(run.checkpoints_dir / "latest", f"{step}\n")
-    outcome = run_job(key, cfg, spec, restore_step=step, argv=argv)
+        else:
+            refresh_latest(run.checkpoints_dir)
+    outcome = run_job(key, cfg, spec, restore_step=step, argv=argv, linger=linger)
     return outcome.exit_code

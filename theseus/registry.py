@@ -218,6 +218,9 @@ def load_module(spec: str) -> None:
             importlib.import_module(spec)
     except TheseusError:
         raise
+    except SystemExit as exc:
+        # importing a module must not end the command (with code 0, as if it had run)
+        raise TheseusError(f"--load {spec} called sys.exit({exc.code!r}) while being imported") from None
     except Exception as exc:
         last = traceback.extract_tb(exc.__traceback__)[-1:] or None
         where = f" ({last[0].filename}:{last[0].lineno})" if last else ""

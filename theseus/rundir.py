@@ -36,6 +36,7 @@ from theseus.fsio import (
     last_jsonl,
     read_json,
 )
+from theseus.names import check_name
 
 STATES = ("queued", "running", "completed", "failed", "preempted")
 HEARTBEAT_STALE_S = 120.0
@@ -68,7 +69,14 @@ class RunDirectory:
     def of(
         cls, root: str | Path, name: str, project: str = "default", group: str = "default"
     ) -> RunDirectory:
-        """The run directory for ``name`` under the output root ``root``."""
+        """The run directory for ``name`` under the output root ``root``.
+
+        Raises :class:`TheseusError` unless ``name``, ``project`` and ``group`` are plain
+        names (see :func:`theseus.names.check_name`), so a run never lands outside ``root``.
+        """
+        check_name(project, "project")
+        check_name(group, "group")
+        check_name(name, "run name")
         return cls(Path(root) / "runs" / project / group / name)
 
     @property
@@ -148,6 +156,13 @@ class RunDirectory:
         value = (self.read_job() or {}).get("run_id")
         return value if isinstance(value, str) else None
 
+    def update_job(self, **fields: Any) -> dict[str, Any]:
+        """Merge ``fields`` into job.json (atomically) and return the new record."""
+        record = self.read_job() or {}
+        record.update(fields)
+        atomic_write_json(self.job_path, record)
+        return record
+
     def last_metrics(self) -> dict[str, Any] | None:
         """The last record of metrics.jsonl."""
         return last_jsonl(self.metrics_path)
@@ -199,6 +214,7 @@ class RunDirectory:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
+                # the holder's record stays as it is: only the holder may rewrite it
                 holder = _read_lock(fd)
                 who = (
                     f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}"
@@ -215,12 +231,14 @@ class RunDirectory:
                 json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": now()}).encode(),
                 0,
             )
-            yield previous or None
-        finally:
             try:
-                os.ftruncate(fd, 0)
-            except OSError:
-                pass
+                yield previous or None
+            finally:
+                try:
+                    os.ftruncate(fd, 0)
+                except OSError:
+                    pass
+        finally:
             os.close(fd)
 
 

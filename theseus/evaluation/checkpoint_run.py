@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
-from theseus.config import Schema, configuration, configure, load_yaml, resolve, schema
+from theseus.config import Schema, configuration, configure, load_yaml, resolve, schema, to_config
 from theseus.data.tokenizer import Tokenizer, TokenizerConfig, get_tokenizer
 from theseus.errors import TheseusError
 from theseus.evaluation.evaluator import EvaluatorConfig, build_evaluation
@@ -102,7 +100,7 @@ def _from_identity(identity: Mapping[str, Any]) -> Tokenizer:
         "name": identity.get("name"),
         "path": identity.get("path"),
     }
-    return get_tokenizer(configure(TokenizerConfig, OmegaConf.create({"tokenizer": keys})))
+    return get_tokenizer(configure(TokenizerConfig, to_config({"tokenizer": keys})))
 
 
 def load_run(

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from theseus.checkpoint import complete_steps, latest_step
+from theseus.checkpoint import choose_intact
 from theseus.errors import TheseusError
 
 
@@ -57,19 +57,13 @@ def _check(stored: Any, template: Any, where: str) -> None:
 def restore_params(checkpoints_dir: str | Path, model: nn.Module, step: int | None = None) -> tuple[Any, int]:
     """The parameters of checkpoint ``step`` (default: the newest) and the step, as device arrays.
 
-    Raises :class:`TheseusError` when there is no such checkpoint or its parameters do not
-    match ``model``.
+    Raises :class:`TheseusError` when there is no such checkpoint, it is damaged (its files
+    do not match their checksums) or its parameters do not match ``model``.
     """
     import orbax.checkpoint as ocp
 
     directory = Path(checkpoints_dir).resolve()
-    if step is None:
-        step = latest_step(directory)
-        if step is None:
-            raise TheseusError(f"no complete checkpoint in {directory}")
-    if step not in complete_steps(directory):
-        have = ", ".join(map(str, complete_steps(directory))) or "none"
-        raise TheseusError(f"no checkpoint at step {step} in {directory} (have: {have})")
+    step = choose_intact(directory, step)  # checksums verified; a damaged newest one is skipped with a warning
     where = directory / str(step)
     checkpointer = ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
     state_meta = checkpointer.metadata(where / "state").item_metadata.tree

@@ -59,7 +59,7 @@ class HFCompat(Module):
         doc="Hugging Face checkpoint: a local folder (config.json, safetensors) or a hub id",
     )
     block_size: int = field(
-        "architecture/block_size", default=256, doc="context length trained and evaluated at"
+        "architecture/block_size", default=256, doc="context length trained and evaluated at", ge=1
     )
 
     # ---- contract

@@ -38,7 +38,7 @@ class EvaluateCheckpointConfig:
     run: str = field(
         "evaluate/run", doc="the run to evaluate: a run name beside this one, or a run directory path"
     )
-    step: int | None = field("evaluate/step", default=None, doc="checkpoint step (None: the newest)")
+    step: int | None = field("evaluate/step", default=None, doc="checkpoint step (None: the newest)", ge=0)
 
 
 class EvaluateGPTCheckpoint(BasicJob[EvaluateCheckpointConfig]):

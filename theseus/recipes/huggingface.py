@@ -41,7 +41,7 @@ class EvaluateHFConfig:
     run: str | None = field(
         "evaluate/run", default=None, doc="a fine-tuned run: a run name beside this one, or a run directory"
     )
-    step: int | None = field("evaluate/step", default=None, doc="checkpoint step of the run (None: the newest)")
+    step: int | None = field("evaluate/step", default=None, doc="checkpoint step of the run (None: the newest)", ge=0)
     pretrained: str | None = field(
         "evaluate/pretrained", default=None, doc="or a checkpoint folder (or hub id) evaluated with its own weights"
     )

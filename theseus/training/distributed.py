@@ -27,8 +27,8 @@ class DistributedConfig:
     coordinator_address: str | None = field(
         "system/coordinator_address", default=None, doc="host:port of process 0 (None: SLURM or single process)"
     )
-    num_processes: int | None = field("system/num_processes", default=None, doc="total processes")
-    process_id: int | None = field("system/process_id", default=None, doc="this process's index")
+    num_processes: int | None = field("system/num_processes", default=None, doc="total processes", ge=1)
+    process_id: int | None = field("system/process_id", default=None, doc="this process's index", ge=0)
 
 
 def slurm_process_count() -> int:

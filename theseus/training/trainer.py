@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from theseus.base import compile_cache
 from theseus.checkpoint import CheckpointConfig
 from theseus.config import configure, field
-from theseus.errors import ConfigError, Preempted, TheseusError
+from theseus.errors import ConfigError, Preempted, TheseusError, TrainingDiverged
 from theseus.job import RestoreableJob
+from theseus.names import check_name
 from theseus.training.distributed import DistributedConfig
 from theseus.training.metrics import LoggingConfig, MetricsSink, format_line
 
@@ -65,24 +66,38 @@ class BaseTrainerConfig:
     data: list[DataSource] = field(
         "training/data", default_factory=_default_data, doc="tokenized datasets under OUT/data and their rates"
     )
-    batch_size: int = field("training/batch_size", default=32, doc="global batch in sequences per optimizer step")
+    batch_size: int = field(
+        "training/batch_size", default=32, doc="global batch in sequences per optimizer step", ge=1
+    )
     per_device_batch_size: int | None = field(
         "training/per_device_batch_size",
         default=None,
         doc="micro-batch per data-parallel device; smaller than batch/devices means gradient accumulation",
+        ge=1,
     )
-    steps: int | None = field("training/steps", default=200, doc="optimizer steps (or set training.tokens)")
+    steps: int | None = field(
+        "training/steps", default=200, doc="optimizer steps (or set training.tokens)", ge=1
+    )
     tokens: int | None = field(
-        "training/tokens", default=None, doc="token budget; steps = tokens // (batch_size * block_size)"
+        "training/tokens", default=None, doc="token budget; steps = tokens // (batch_size * block_size)", ge=1
     )
-    seed: int = field("training/seed", default=0, doc="seeds parameters, data order and dropout")
-    log_every: int = field("training/log_every", default=10, doc="steps between metrics records")
-    val_every: int = field("training/val_every", default=50, doc="steps between validations (0: only at the end)")
-    val_batches: int = field("training/val_batches", default=4, doc="fixed validation batches")
-    shard: int = field("training/shard", default=1, doc="devices that split one model copy (tensor parallel)")
-    prefetch: int = field("training/prefetch", default=4, doc="batches prepared ahead by a background thread")
+    seed: int = field("training/seed", default=0, doc="seeds parameters, data order and dropout", ge=0)
+    log_every: int = field("training/log_every", default=10, doc="steps between metrics records", ge=1)
+    val_every: int = field(
+        "training/val_every", default=50, doc="steps between validations (0: only at the end)", ge=0
+    )
+    val_batches: int = field("training/val_batches", default=4, doc="fixed validation batches (0: none)", ge=0)
+    shard: int = field(
+        "training/shard", default=1, doc="devices that split one model copy (tensor parallel)", ge=1
+    )
+    prefetch: int = field(
+        "training/prefetch", default=4, doc="batches prepared ahead by a background thread", ge=1
+    )
     peak_flops: float | None = field(
-        "training/peak_flops", default=None, doc="peak FLOP/s per device for MFU (None: chip table or measured)"
+        "training/peak_flops",
+        default=None,
+        doc="peak FLOP/s per device for MFU (None: chip table or measured)",
+        gt=0,
     )
 
 
@@ -93,6 +108,7 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
     CONFIG: ClassVar[type[Any]] = BaseTrainerConfig
     _tokenizer: Any = None
     _evaluator: Any = None
+    _prepared: bool = False
 
     # ------------------------------------------------------------------ hooks
 
@@ -159,10 +175,14 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
 
     # ------------------------------------------------------------------ the loop
 
-    def run(self) -> None:
-        """Set up, resume if possible, train to the step budget, validate, checkpoint."""
-        import jax
+    def prepare(self) -> None:
+        """Everything that needs no run directory: processes, model, mesh, data, budget, optimizer.
 
+        A mistake found here (missing data, a vocabulary or block size the data does not
+        fit, a batch the devices cannot split) stops the run before anything is written.
+        """
+        if self._prepared:
+            return
         from theseus.base.hardware import make_mesh
         from theseus.training.distributed import initialize
 
@@ -175,8 +195,15 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
         self._evaluator = _UNSET
         self._setup_data()
         self.total_steps = self._total_steps()
-        tx, schedule = self._build_optimizer()
-        self._setup_state(tx, schedule)
+        self._optimizer = self._build_optimizer()
+        self._prepared = True
+
+    def run(self) -> None:
+        """Set up, resume if possible, train to the step budget, validate, checkpoint."""
+        import jax
+
+        self.prepare()
+        self._setup_state(*self._optimizer)
         primary = jax.process_index() == 0
         self.sink = MetricsSink(
             self.run_dir, configure(LoggingConfig), primary=primary, run_name=self.spec.name
@@ -204,6 +231,7 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
             raise ConfigError("training.data lists no datasets")
         self.datasets = []
         for source in args.data:
+            check_name(source.name, "dataset name in training.data")
             path = self.spec.data_dir / source.name
             if not path.is_dir():
                 raise TheseusError(
@@ -239,6 +267,8 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
             process_index=jax.process_index(),
             process_count=jax.process_count(),
         )
+        # built here so too little validation data is found before anything is written
+        self._fixed_val = self.sampler.validation_batches(args.val_batches) if args.val_batches > 0 else []
 
     def _total_steps(self) -> int:
         args: BaseTrainerConfig = self.args
@@ -272,6 +302,7 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
         args: BaseTrainerConfig = self.args
         key = jax.random.key(args.seed)
         init_key, self.dropout_key = jax.random.split(key)
+        self._check_data_identity(self.restore_step is not None or bool(self.checkpoints.steps()))
         self.state, shardings = self.initial_state(tx, init_key)
         self.start_step = 0
         resumed = self.resume_state(self._checkpoint_tree(self.state))
@@ -279,14 +310,16 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
             tree, meta = resumed
             self.state = self._state_from_tree(tree)
             self.start_step = int(meta.get("step", int(tree["step"])))
+        elif any(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in jax.tree.leaves(self.state)):
+            # shapes only, for a restore, but every checkpoint was damaged and set aside: start afresh
+            self.state, shardings = self.initial_state(tx, init_key)
         self.train_step = make_train_step(
             self.model, tx, mesh=self.mesh, state_shardings=shardings, accum_steps=self.accum_steps,
             schedule=schedule,
         )
         self.eval_step = make_eval_step(self.model, mesh=self.mesh, param_shardings=shardings.params)
         # the fixed validation set is placed on the devices once
-        fixed = self.sampler.validation_batches(args.val_batches) if args.val_batches > 0 else []
-        self.val_batches = [shard_batch(batch, self.mesh) for batch in fixed]
+        self.val_batches = [shard_batch(batch, self.mesh) for batch in self._fixed_val]
         self.prefetcher = Prefetcher(self.sampler, start_step=self.start_step, depth=max(1, args.prefetch))
 
     def initial_state(self, tx: optax.GradientTransformation, rng: Any) -> tuple[Any, Any]:
@@ -298,6 +331,25 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
         from theseus.training.step import init_train_state
 
         return init_train_state(self.model, tx, self.mesh, rng, (1, self._block_size()))
+
+    def _check_data_identity(self, resuming: bool) -> None:
+        """Refuse to resume on data other than the run started with; record it on a fresh start."""
+        import jax
+
+        from theseus.data.loader import data_change, data_identity
+
+        current = {ds.name: data_identity(ds) for ds in self.datasets}
+        recorded = (self.run_dir.read_job() or {}).get("data")
+        if resuming and isinstance(recorded, dict):
+            for name, identity in current.items():
+                change = data_change(recorded.get(name), identity)
+                if change:
+                    raise TheseusError(
+                        f"data {name} under {self.spec.data_dir} is not the data run {self.spec.name} started on "
+                        f"({change}); tokenize it as it was, or start over with --fresh"
+                    )
+        elif jax.process_index() == 0:
+            self.run_dir.update_job(data=current)
 
     @staticmethod
     def _checkpoint_tree(state: Any) -> dict[str, Any]:
@@ -313,9 +365,9 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
 
     def _loop(self) -> None:
         import jax
-        import numpy as np
 
         from theseus.base.hardware import peak_flops
+        from theseus.training.guard import NonFiniteGuard
         from theseus.training.sharding import microbatches, shard_batch
 
         args: BaseTrainerConfig = self.args
@@ -336,12 +388,14 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
         window_steps = 0
         data_wait = 0.0
         extra: dict[str, Any] = {}  # goes into the next record (the first step's compile time)
+        guard = NonFiniteGuard()
         for step in range(self.start_step + 1, self.total_steps + 1):
             t0 = time.perf_counter()
             batch = next(self.prefetcher)
             data_wait += time.perf_counter() - t0
             device_batch = shard_batch(microbatches(batch, self.accum_steps), self.mesh)
             self.state, metrics = self.train_step(self.state, device_batch, self.dropout_key)
+            guard.observe(metrics["finite"], step)
             if step == self.start_step + 1:  # the first step compiles: keep it out of the throughput
                 jax.block_until_ready(metrics)
                 extra["compile_time"] = time.perf_counter() - window_start
@@ -370,20 +424,34 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
                         mfu=flops_per_step * window_steps / elapsed / (peak.flops * n_devices),
                         mfu_peak_source=peak.source,
                     )
-                if not np.isfinite(record["loss"]):
-                    log.warning("loss is %s at step %d", record["loss"], step)
                 if validate:
                     record.update(self._validate(final=last))
                 self.sink.write(record)
                 log.info(format_line(record, self.total_steps))
+                self._stop_if_diverged(guard)
                 window_steps, data_wait = 0, 0.0
                 window_start = time.perf_counter()
             self.report(step, total_steps=self.total_steps)
             stop = self.stop_requested()
             if stop or self.should_checkpoint(step) or last:
+                self._stop_if_diverged(guard)  # a non-finite state is never saved
                 self.save(step, self._checkpoint_tree(self.state), {"step": step, "seed": args.seed})
             if stop and not last:
                 raise Preempted(f"stopped after step {step}")
+
+    def _stop_if_diverged(self, guard: Any) -> None:
+        """Stop with one line when a step went non-finite, naming it and the newest (finite) checkpoint."""
+        bad = guard.first_bad_step()
+        if bad is None:
+            return
+        self.checkpoints.wait()
+        newest = self.checkpoints.latest_step()
+        kept = "no checkpoint was saved" if newest is None else f"the newest checkpoint, step {newest}, is finite"
+        raise TrainingDiverged(
+            f"loss or gradients became NaN or infinite at step {bad}; training stopped and {kept}; "
+            "lower optimization.lr, lengthen optimization.warmup_steps or set optimization.grad_clip, "
+            "then start again with --fresh"
+        )
 
     def _validate(self, final: bool = False) -> dict[str, float]:
         import jax

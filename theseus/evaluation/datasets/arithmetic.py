@@ -23,9 +23,9 @@ OPERATIONS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b
 class ArithmeticConfig:
     """How many problems, how large, which operations."""
 
-    n_examples: int = field("eval/arithmetic/n_examples", default=200, doc="number of problems")
+    n_examples: int = field("eval/arithmetic/n_examples", default=200, doc="number of problems", ge=1)
     max_operand: int = field(
-        "eval/arithmetic/max_operand", default=99, doc="operands are drawn from 0..max_operand"
+        "eval/arithmetic/max_operand", default=99, doc="operands are drawn from 0..max_operand", ge=0
     )
     operations: str = field(
         "eval/arithmetic/operations", default="+", doc="operators to draw from, e.g. '+-*'"

@@ -41,30 +41,34 @@ class GPT(Module):
     the vocabulary over the ``shard`` mesh axis.
     """
 
-    n_layers: int = field("architecture/n_layers", default=4, doc="number of transformer blocks")
-    n_embd: int = field("architecture/n_embd", default=256, doc="width of the residual stream")
-    n_head: int = field("architecture/n_head", default=4, doc="attention heads (must divide n_embd)")
-    block_size: int = field("architecture/block_size", default=256, doc="training context length")
-    vocab_size: int = field("architecture/vocab_size", default=50304, doc="rows of the token embedding")
+    n_layers: int = field("architecture/n_layers", default=4, doc="number of transformer blocks", ge=1)
+    n_embd: int = field("architecture/n_embd", default=256, doc="width of the residual stream", ge=1)
+    n_head: int = field("architecture/n_head", default=4, doc="attention heads (must divide n_embd)", ge=1)
+    block_size: int = field("architecture/block_size", default=256, doc="training context length", ge=1)
+    vocab_size: int = field("architecture/vocab_size", default=50304, doc="rows of the token embedding", ge=1)
     mlp: MLPKind = field("architecture/mlp", default="gelu", doc="gelu (2 matrices) or swiglu (3)")
     n_embd_ff: int | None = field(
         "architecture/n_embd_ff", default=None,
         doc="MLP hidden width; None: 4*n_embd for gelu, 8/3*n_embd rounded up to 64 for swiglu",
+        ge=1,
     )
     position: Literal["rope", "learned"] = field(
         "architecture/position", default="rope", doc="rotary positions or a learned table"
     )
-    rope_theta: float = field("architecture/rope_theta", default=10000.0, doc="RoPE base")
+    rope_theta: float = field("architecture/rope_theta", default=10000.0, doc="RoPE base", gt=0)
     tie_embeddings: bool = field(
         "architecture/tie_embeddings", default=True, doc="LM head reuses the token embedding"
     )
-    dropout: float = field("architecture/dropout", default=0.0, doc="dropout on embeddings and residual branches")
+    dropout: float = field(
+        "architecture/dropout", default=0.0, doc="dropout on embeddings and residual branches", ge=0, lt=1
+    )
     bias: bool = field("architecture/bias", default=False, doc="biases in projections and LayerNorm")
     norm: NormKind = field("architecture/norm", default="layernorm", doc="layernorm or rmsnorm")
-    norm_eps: float = field("architecture/norm_eps", default=1e-5, doc="epsilon of the norms")
+    norm_eps: float = field("architecture/norm_eps", default=1e-5, doc="epsilon of the norms", gt=0)
     init_std: float = field(
         "architecture/init_std", default=0.02,
         doc="std of weight init; output projections use init_std/sqrt(2*n_layers)",
+        ge=0,
     )
     scan_layers: bool = field(
         "architecture/scan_layers", default=True, doc="scan over layers: compile time flat in depth"

@@ -35,10 +35,13 @@ class OptimizerConfig:
     """Keys every optimizer reads."""
 
     weight_decay: float = field(
-        "optimization/weight_decay", default=0.1, doc="decoupled weight decay (times lr) on matrices"
+        "optimization/weight_decay", default=0.1, doc="decoupled weight decay (times lr) on matrices", ge=0
     )
     grad_clip: float | None = field(
-        "optimization/grad_clip", default=1.0, doc="clip gradients to this global norm; None: no clipping"
+        "optimization/grad_clip",
+        default=1.0,
+        doc="clip gradients to this global norm; None or 0: no clipping",
+        ge=0,
     )
 
 

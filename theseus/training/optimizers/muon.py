@@ -36,12 +36,17 @@ KERNEL_AXES = MuonDimensionNumbers(reduction_axis=-2, output_axis=-1)
 class MuonConfig(AdamWConfig):
     """Muon's own learning rate and momentum; the AdamW keys drive the non-matrix parameters."""
 
-    lr: float = field("optimization/lr", default=DEFAULT_LR, doc="peak learning rate")
+    lr: float = field("optimization/lr", default=DEFAULT_LR, doc="peak learning rate", ge=0)
     muon_lr: float = field(
-        "optimization/muon_lr", default=0.02, doc="peak learning rate of Muon matrices (follows the schedule)"
+        "optimization/muon_lr",
+        default=0.02,
+        doc="peak learning rate of Muon matrices (follows the schedule)",
+        ge=0,
     )
-    muon_momentum: float = field("optimization/muon_momentum", default=0.95, doc="Muon Nesterov momentum")
-    ns_steps: int = field("optimization/ns_steps", default=5, doc="Newton-Schulz iterations")
+    muon_momentum: float = field(
+        "optimization/muon_momentum", default=0.95, doc="Muon Nesterov momentum", ge=0, lt=1
+    )
+    ns_steps: int = field("optimization/ns_steps", default=5, doc="Newton-Schulz iterations", ge=1)
 
 
 def _kernel_axes(updates: Any) -> Any:

@@ -14,7 +14,7 @@ from theseus.training.optimizers.base import OptimizerConfig, decay_mask, with_c
 class SGDConfig(OptimizerConfig):
     """Momentum settings."""
 
-    momentum: float = field("optimization/momentum", default=0.9, doc="SGD momentum (0: none)")
+    momentum: float = field("optimization/momentum", default=0.9, doc="SGD momentum (0: none)", ge=0, lt=1)
     nesterov: bool = field("optimization/nesterov", default=False, doc="Nesterov momentum")
 
 

@@ -33,7 +33,7 @@ class ScheduleEntry(NamedTuple):
 class LearningRateConfig:
     """The peak learning rate."""
 
-    lr: float = field("optimization/lr", default=DEFAULT_LR, doc="peak learning rate")
+    lr: float = field("optimization/lr", default=DEFAULT_LR, doc="peak learning rate", ge=0)
 
 
 @dataclass
@@ -41,10 +41,14 @@ class WarmupConfig(LearningRateConfig):
     """Peak learning rate plus a linear warmup."""
 
     warmup_steps: int | None = field(
-        "optimization/warmup_steps", default=None, doc="linear warmup steps; None: use warmup_pct"
+        "optimization/warmup_steps", default=None, doc="linear warmup steps; None: use warmup_pct", ge=0
     )
     warmup_pct: float = field(
-        "optimization/warmup_pct", default=0.01, doc="warmup as a fraction of total steps (if warmup_steps is None)"
+        "optimization/warmup_pct",
+        default=0.01,
+        doc="warmup as a fraction of total steps (if warmup_steps is None)",
+        ge=0,
+        le=1,
     )
 
     def warmup(self, total_steps: int) -> int:
@@ -61,7 +65,7 @@ class DecayConfig(WarmupConfig):
     """Warmup, then a decay to a floor."""
 
     min_lr_ratio: float = field(
-        "optimization/min_lr_ratio", default=0.1, doc="final learning rate as a fraction of lr"
+        "optimization/min_lr_ratio", default=0.1, doc="final learning rate as a fraction of lr", ge=0, le=1
     )
 
 
