@@ -76,10 +76,12 @@ class TokenizeConfig:
         "data/dtype", default="auto", doc="token dtype; auto = uint16 when the vocabulary fits"
     )
     workers: int = field(
-        "data/workers", default=0, doc="encoding processes; 0 = one per core (byte backend: 1)", ge=0
+        "data/workers", default=0, doc="encoding processes; 0 = one per core (byte backend: 1)", ge=0,
+        changeable=True,
     )
     chunk_chars: int = field(
-        "data/chunk_chars", default=250_000, doc="characters per unit of work sent to a worker", ge=1
+        "data/chunk_chars", default=250_000, doc="characters per unit of work sent to a worker", ge=1,
+        changeable=True,
     )
 
 

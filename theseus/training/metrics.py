@@ -28,13 +28,16 @@ log = logging.getLogger("theseus")
 class LoggingConfig:
     """Metric sinks."""
 
-    wandb: bool = field("logging/wandb", default=False, doc="also log to Weights & Biases")
-    wandb_project: str = field("logging/wandb_project", default="theseus")
+    wandb: bool = field("logging/wandb", default=False, doc="also log to Weights & Biases", changeable=True)
+    wandb_project: str = field(
+        "logging/wandb_project", default="theseus", doc="W&B project of the run", changeable=True
+    )
     wandb_mode: Literal["online", "offline", "disabled"] = field(
-        "logging/wandb_mode", default="offline", doc="online | offline | disabled"
+        "logging/wandb_mode", default="offline", doc="online | offline | disabled", changeable=True
     )
     tensorboard: bool = field(
-        "logging/tensorboard", default=False, doc="also write TensorBoard event files to <run>/tensorboard"
+        "logging/tensorboard", default=False, doc="also write TensorBoard event files to <run>/tensorboard",
+        changeable=True,
     )
 
 
