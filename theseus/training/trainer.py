@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from theseus.base import compile_cache
 from theseus.checkpoint import CheckpointConfig
-from theseus.config import configure, field
+from theseus.config import configure, field, key_of
 from theseus.errors import ConfigError, Preempted, TheseusError, TrainingDiverged
 from theseus.job import RestoreableJob
 from theseus.names import check_name
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("theseus")
 
 _UNSET: Any = object()
+VOCAB_MULTIPLE = 64  # a vocabulary that follows the data is padded to this (faster matmuls)
 ConfigT = TypeVar("ConfigT", bound="BaseTrainerConfig")
 ModelT = TypeVar("ModelT", bound="Module")
 
@@ -54,6 +55,10 @@ class DataSource:
     name: str
     rate: float = 1.0
 
+    def __post_init__(self) -> None:
+        if not (isinstance(self.rate, (int, float)) and self.rate > 0):
+            raise ConfigError(f"training.data: the rate of {self.name} must be > 0, got {self.rate!r}")
+
 
 def _default_data() -> list[DataSource]:
     return [DataSource("shakespeare", 1.0)]
@@ -64,7 +69,10 @@ class BaseTrainerConfig:
     """What every trainer reads: data, batch geometry, budget, intervals, mesh."""
 
     data: list[DataSource] = field(
-        "training/data", default_factory=_default_data, doc="tokenized datasets under OUT/data and their rates"
+        "training/data",
+        default_factory=_default_data,
+        doc="tokenized datasets under OUT/data and their shares of each batch",
+        example="[{name: shakespeare, rate: 1.0}]",
     )
     batch_size: int = field(
         "training/batch_size", default=32, doc="global batch in sequences per optimizer step", ge=1
@@ -74,30 +82,43 @@ class BaseTrainerConfig:
         default=None,
         doc="micro-batch per data-parallel device; smaller than batch/devices means gradient accumulation",
         ge=1,
+        changeable=True,
     )
     steps: int | None = field(
-        "training/steps", default=200, doc="optimizer steps (or set training.tokens)", ge=1
+        "training/steps", default=200, doc="optimizer steps (or set training.tokens)", ge=1, changeable=True
     )
     tokens: int | None = field(
-        "training/tokens", default=None, doc="token budget; steps = tokens // (batch_size * block_size)", ge=1
+        "training/tokens",
+        default=None,
+        doc="token budget; steps = tokens // (batch_size * block_size)",
+        ge=1,
+        changeable=True,
     )
     seed: int = field("training/seed", default=0, doc="seeds parameters, data order and dropout", ge=0)
-    log_every: int = field("training/log_every", default=10, doc="steps between metrics records", ge=1)
-    val_every: int = field(
-        "training/val_every", default=50, doc="steps between validations (0: only at the end)", ge=0
+    log_every: int = field(
+        "training/log_every", default=10, doc="steps between metrics records", ge=1, changeable=True
     )
-    val_batches: int = field("training/val_batches", default=4, doc="fixed validation batches (0: none)", ge=0)
+    val_every: int = field(
+        "training/val_every", default=50, doc="steps between validations (0: only at the end)", ge=0,
+        changeable=True,
+    )
+    val_batches: int = field(
+        "training/val_batches", default=4, doc="fixed validation batches (0: none)", ge=0, changeable=True
+    )
     shard: int = field(
-        "training/shard", default=1, doc="devices that split one model copy (tensor parallel)", ge=1
+        "training/shard", default=1, doc="devices that split one model copy (tensor parallel)", ge=1,
+        changeable=True,
     )
     prefetch: int = field(
-        "training/prefetch", default=4, doc="batches prepared ahead by a background thread", ge=1
+        "training/prefetch", default=4, doc="batches prepared ahead by a background thread", ge=1,
+        changeable=True,
     )
     peak_flops: float | None = field(
         "training/peak_flops",
         default=None,
         doc="peak FLOP/s per device for MFU (None: chip table or measured)",
         gt=0,
+        changeable=True,
     )
 
 
@@ -109,6 +130,7 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
     _tokenizer: Any = None
     _evaluator: Any = None
     _prepared: bool = False
+    _vocab_note: str = ""
 
     # ------------------------------------------------------------------ hooks
 
@@ -193,16 +215,23 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
         self.mesh = make_mesh(args.shard)
         self._tokenizer = None
         self._evaluator = _UNSET
+        self._resolved: dict[str, Any] = {}
         self._setup_data()
         self.total_steps = self._total_steps()
         self._optimizer = self._build_optimizer()
         self._prepared = True
+
+    def resolved(self) -> dict[str, Any]:
+        """``architecture.vocab_size`` when it was left to the data (see :meth:`_follow_data_vocab`)."""
+        return dict(self._resolved)
 
     def run(self) -> None:
         """Set up, resume if possible, train to the step budget, validate, checkpoint."""
         import jax
 
         self.prepare()
+        if self._vocab_note:
+            log.info(self._vocab_note)  # here, not in prepare(), so that it reaches the run's log.txt
         self._setup_state(*self._optimizer)
         primary = jax.process_index() == 0
         self.sink = MetricsSink(
@@ -238,10 +267,11 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
                     f"no tokenized dataset {source.name!r} under {self.spec.data_dir}; "
                     "run a data/tokenize_* job with the same OUT first"
                 )
-            ds = TokenDataset.open(path)
-            if self.model.vocab_size is not None:
+            self.datasets.append(TokenDataset.open(path))
+        self._follow_data_vocab()
+        if self.model.vocab_size is not None:
+            for ds in self.datasets:
                 check_vocab(ds.meta, int(self.model.vocab_size))
-            self.datasets.append(ds)
         n_batch = int(self.mesh.shape["batch"])
         if args.batch_size <= 0 or args.batch_size % n_batch:
             raise TheseusError(
@@ -269,6 +299,20 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
         )
         # built here so too little validation data is found before anything is written
         self._fixed_val = self.sampler.validation_batches(args.val_batches) if args.val_batches > 0 else []
+
+    def _follow_data_vocab(self) -> None:
+        """Fill in a vocabulary size left unset: the data's, rounded up to a multiple of :data:`VOCAB_MULTIPLE`."""
+        key = key_of(type(self.model), "vocab_size")
+        if self.model.vocab_size is not None or key is None:
+            return
+        need = max(int(ds.meta["vocab_size"]) for ds in self.datasets)
+        size = -(-need // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
+        self.model = self.model.clone(vocab_size=size)
+        self._resolved[key] = size
+        self._vocab_note = (
+            f"{key} follows the data: {need} ids, rounded up to {size} (a multiple of {VOCAB_MULTIPLE}); "
+            "set it to override"
+        )
 
     def _total_steps(self) -> int:
         args: BaseTrainerConfig = self.args
@@ -310,6 +354,11 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
             tree, meta = resumed
             self.state = self._state_from_tree(tree)
             self.start_step = int(meta.get("step", int(tree["step"])))
+            if self.start_step > self.total_steps:
+                raise ConfigError(
+                    f"run {self.spec.name} is at step {self.start_step}, past its budget of {self.total_steps} "
+                    f"steps; raise training.steps, or go back with `theseus restore {self.spec.name} STEP OUT`"
+                )
         elif any(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in jax.tree.leaves(self.state)):
             # shapes only, for a restore, but every checkpoint was damaged and set aside: start afresh
             self.state, shardings = self.initial_state(tx, init_key)
@@ -340,15 +389,26 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
 
         current = {ds.name: data_identity(ds) for ds in self.datasets}
         recorded = (self.run_dir.read_job() or {}).get("data")
+        changed: dict[str, str] = {}
         if resuming and isinstance(recorded, dict):
             for name, identity in current.items():
                 change = data_change(recorded.get(name), identity)
                 if change:
-                    raise TheseusError(
-                        f"data {name} under {self.spec.data_dir} is not the data run {self.spec.name} started on "
-                        f"({change}); tokenize it as it was, or start over with --fresh"
-                    )
-        elif jax.process_index() == 0:
+                    changed[name] = change
+            if changed and not self.accept_data_change:
+                name, change = next(iter(changed.items()))
+                raise TheseusError(
+                    f"data {name} under {self.spec.data_dir} is not the data run {self.spec.name} started on "
+                    f"({change}); tokenize it as it was, continue on the new data with --accept-data-change, "
+                    "or start over with --fresh"
+                )
+        if changed:
+            log.warning(
+                "continuing run %s on changed data (--accept-data-change): %s",
+                self.spec.name, "; ".join(f"{name}: {change}" for name, change in changed.items()),
+            )
+            self.record_config_event("data", self.resume_step(), data=changed)
+        if (changed or not resuming or not isinstance(recorded, dict)) and jax.process_index() == 0:
             self.run_dir.update_job(data=current)
 
     @staticmethod
