@@ -123,6 +123,8 @@ class _Watcher:
                 stream.flush()
             except Exception:
                 pass
+        if os.isatty(2):  # a live progress bar hid the cursor and holds the current line
+            os.write(2, b"\x1b[?25h\n")
         os.write(2, (message + "\n").encode())
         os._exit(EXIT_INTERRUPTED)
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -32,8 +34,9 @@ from theseus.config import configure, field, key_of
 from theseus.errors import ConfigError, Preempted, TheseusError, TrainingDiverged
 from theseus.job import RestoreableJob
 from theseus.names import check_name
+from theseus.progress import Progress
 from theseus.training.distributed import DistributedConfig
-from theseus.training.metrics import LoggingConfig, MetricsSink, format_line
+from theseus.training.metrics import LoggingConfig, MetricsSink, format_figures, format_line
 
 if TYPE_CHECKING:
     import optax
@@ -217,6 +220,7 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
         self._evaluator = _UNSET
         self._resolved: dict[str, Any] = {}
         self._setup_data()
+        self._check_memory()
         self.total_steps = self._total_steps()
         self._optimizer = self._build_optimizer()
         self._prepared = True
@@ -232,16 +236,19 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
         self.prepare()
         if self._vocab_note:
             log.info(self._vocab_note)  # here, not in prepare(), so that it reaches the run's log.txt
-        self._setup_state(*self._optimizer)
-        primary = jax.process_index() == 0
-        self.sink = MetricsSink(
-            self.run_dir, configure(LoggingConfig), primary=primary, run_name=self.spec.name
-        )
-        try:
-            self._loop()
-        finally:
-            self.sink.close()
-            self.prefetcher.close()
+        self.progress = Progress(f"training {self.spec.name}", self.total_steps, "steps")
+        with self.progress, _out_of_memory_in_one_line():
+            self.progress.phase("creating the parameters and optimizer state")
+            self._setup_state(*self._optimizer)
+            primary = jax.process_index() == 0
+            self.sink = MetricsSink(
+                self.run_dir, configure(LoggingConfig), primary=primary, run_name=self.spec.name
+            )
+            try:
+                self._loop()
+            finally:
+                self.sink.close()
+                self.prefetcher.close()
 
     # ---- setup pieces
 
@@ -313,6 +320,33 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
             f"{key} follows the data: {need} ids, rounded up to {size} (a multiple of {VOCAB_MULTIPLE}); "
             "set it to override"
         )
+
+    def _check_memory(self) -> None:
+        """Refuse in one line, before anything compiles, a step that cannot fit in a device's memory.
+
+        The estimate is a lower bound (the model's :meth:`~theseus.model.module.Module.activation_bytes`
+        for one micro-batch, plus parameters and gradients), so a step that would fit is never refused.
+        """
+        from theseus.base.hardware import device_memory_bytes
+
+        args: BaseTrainerConfig = self.args
+        block = self._block_size()
+        micro = args.batch_size // int(self.mesh.shape["batch"]) // self.accum_steps
+        activations = self.model.activation_bytes(micro, block)
+        capacity = device_memory_bytes()
+        if activations is None or capacity is None:
+            return
+        weights = 2.0 * self.model.matmul_params() * self.model.weight_dtype.itemsize
+        need = (activations + weights) / args.shard
+        if need > capacity:
+            gib = 2.0**30
+            raise TheseusError(
+                f"a training step needs at least {need / gib:.1f} GiB per device (activations of {micro} "
+                f"sequence{'s' if micro != 1 else ''} x {block} tokens: {activations / args.shard / gib:.1f} GiB, "
+                f"parameters and gradients: {weights / args.shard / gib:.1f} GiB) and a device has "
+                f"{capacity / gib:.1f} GiB; lower training.per_device_batch_size (gradient accumulation keeps "
+                "the batch) or architecture.block_size, or recompute activations (architecture.remat=full)"
+            )
 
     def _total_steps(self) -> int:
         args: BaseTrainerConfig = self.args
@@ -449,6 +483,8 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
         data_wait = 0.0
         extra: dict[str, Any] = {}  # goes into the next record (the first step's compile time)
         guard = NonFiniteGuard()
+        if self.start_step < self.total_steps:
+            self.progress.phase("compiling the training step")
         for step in range(self.start_step + 1, self.total_steps + 1):
             t0 = time.perf_counter()
             batch = next(self.prefetcher)
@@ -488,10 +524,12 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
                     record.update(self._validate(final=last))
                 self.sink.write(record)
                 log.info(format_line(record, self.total_steps))
+                self.progress.note(format_figures(record))
                 self._stop_if_diverged(guard)
                 window_steps, data_wait = 0, 0.0
                 window_start = time.perf_counter()
             self.report(step, total_steps=self.total_steps)
+            self.progress.update(step)
             stop = self.stop_requested()
             if stop or self.should_checkpoint(step) or last:
                 self._stop_if_diverged(guard)  # a non-finite state is never saved
@@ -516,6 +554,7 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
     def _validate(self, final: bool = False) -> dict[str, float]:
         import jax
 
+        self.progress.phase("validating")
         out: dict[str, float] = {}
         if self.val_batches:
             loss_sum = 0.0
@@ -533,3 +572,18 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
             if final and jax.process_index() == 0:
                 self._evaluator.write_results()
         return out
+
+
+@contextmanager
+def _out_of_memory_in_one_line() -> Iterator[None]:
+    """Turn XLA's out-of-memory error (a ``RESOURCE_EXHAUSTED`` runtime error) into one line."""
+    try:
+        yield
+    except Exception as exc:
+        if "RESOURCE_EXHAUSTED" not in str(exc) or type(exc).__name__ not in ("XlaRuntimeError", "JaxRuntimeError"):
+            raise
+        first = str(exc).strip().splitlines()[0][:300]
+        raise TheseusError(
+            f"the training step does not fit in device memory ({first}); lower "
+            "training.per_device_batch_size or architecture.block_size, or set architecture.remat=full"
+        ) from exc

@@ -143,6 +143,17 @@ class GPT(Module):
         """``12·L·H·Q·T``: QKᵀ and AV, forward and backward, over the full (unmasked) ``T x T``."""
         return 12.0 * self.n_layers * self.n_head * self.head_dim * seq_len
 
+    def activation_bytes(self, batch: int, seq_len: int) -> float:
+        """What the backward pass needs kept, at the least: per layer the block's inputs, projections,
+        MLP hidden state and the ``H x T x T`` attention weights (theseus attends with XLA, which
+        materialises them), or with ``remat`` only each layer's input plus one layer in full; and
+        the float32 logits.
+        """
+        width = jnp.dtype(self.compute_dtype).itemsize
+        per_layer = (7 * self.n_embd + 2 * self.ff_width + self.n_head * seq_len) * width
+        kept = self.n_layers * per_layer if self.remat == "none" else self.n_layers * self.n_embd * width + per_layer
+        return float(batch) * seq_len * (kept + 4 * self.vocab)
+
     def decoder(self, params: Any) -> tuple[GPT, Any]:
         """Decode with unrolled layers: a scanned GPT becomes its unrolled twin, parameters unstacked.
 
