@@ -3,7 +3,6 @@ changed data accepted on request, and the defaults that follow the data (vocabul
 
 import json
 import shutil
-
 from pathlib import Path
 
 import pytest
