@@ -544,11 +544,14 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
             return
         self.checkpoints.wait()
         newest = self.checkpoints.latest_step()
-        kept = "no checkpoint was saved" if newest is None else f"the newest checkpoint, step {newest}, is finite"
+        fixes = "a lower optimization.lr, a longer optimization.warmup_steps or an optimization.grad_clip"
+        if newest is None:
+            kept, how = "no checkpoint was saved", f"run it again with {fixes}"
+        else:
+            kept = f"the newest checkpoint, step {newest}, is finite"
+            how = f"continue from it with {fixes} (theseus restore {self.spec.name} {newest} OUT optimization.lr=...)"
         raise TrainingDiverged(
-            f"loss or gradients became NaN or infinite at step {bad}; training stopped and {kept}; "
-            "lower optimization.lr, lengthen optimization.warmup_steps or set optimization.grad_clip, "
-            "then start again with --fresh"
+            f"loss or gradients became NaN or infinite at step {bad}; training stopped and {kept}; {how}"
         )
 
     def _validate(self, final: bool = False) -> dict[str, float]:
