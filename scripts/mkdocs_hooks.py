@@ -6,6 +6,10 @@ hook copies that block to ``assets/theseus/theme.css`` and the font files beside
 the built site; ``docs/stylesheets/theseus.css`` maps mkdocs-material's variables onto
 ``--th-*``. So there is one definition of the palette and the fonts, and the site, like the
 dashboard, loads nothing from the network.
+
+**Configuration keys.** ``reference/keys.md`` is generated from the built-in jobs' ``field()``
+declarations (:func:`theseus.keys.markdown`, what ``theseus keys JOB`` prints), so the
+reference can never disagree with the code.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from mkdocs.structure.files import File, Files
 STATIC = Path(__file__).resolve().parent.parent / "theseus" / "web" / "static"
 START, END = "/* theme:start */", "/* theme:end */"
 TARGET = "assets/theseus"
+KEYS_PAGE = "reference/keys.md"
 ROLE = re.compile(r":(?:class|meth|func|attr|mod|data|exc|obj):(?=<code>)")
 
 
@@ -38,7 +43,17 @@ def on_files(files: Files, config: Any) -> Files:
     files.append(File.generated(config, f"{TARGET}/theme.css", content=note + block))
     for font in sorted((STATIC / "fonts").iterdir()):
         files.append(File.generated(config, f"{TARGET}/fonts/{font.name}", abs_src_path=str(font)))
+    files.append(File.generated(config, KEYS_PAGE, content=keys_page()))
     return files
+
+
+def keys_page() -> str:
+    """The configuration-key reference of every built-in job (those defined inside theseus)."""
+    from theseus.keys import markdown
+    from theseus.registry import JOBS
+
+    builtin = [(key, cls) for key, cls in JOBS.items() if cls.__module__.startswith("theseus.")]
+    return markdown(builtin)
 
 
 def on_serve(server: Any, config: Any, builder: Any) -> Any:

@@ -56,16 +56,24 @@ class CheckpointConfig:
     """When checkpoints are written and how many are kept."""
 
     every_steps: int | None = field(
-        "checkpoint/every_steps", default=None, doc="save every N steps (None: only at the end)", ge=1
+        "checkpoint/every_steps", default=None, doc="save every N steps (None: only at the end)", ge=1,
+        changeable=True,
     )
-    keep_last: int = field("checkpoint/keep_last", default=3, doc="keep the newest K checkpoints", ge=1)
+    keep_last: int = field(
+        "checkpoint/keep_last", default=3, doc="keep the newest K checkpoints", ge=1,
+        changeable=True,
+    )
     keep_every: int | None = field(
         "checkpoint/keep_every",
         default=None,
         doc="also keep every checkpoint whose step is a multiple of N",
         ge=1,
+        changeable=True,
     )
-    async_save: bool = field("checkpoint/async_save", default=True, doc="write checkpoints in the background")
+    async_save: bool = field(
+        "checkpoint/async_save", default=True, doc="write checkpoints in the background",
+        changeable=True,
+    )
 
 
 @dataclass(frozen=True)

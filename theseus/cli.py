@@ -84,19 +84,35 @@ load_option = click.option(
 )
 
 
+accept_data_option = click.option(
+    "--accept-data-change",
+    is_flag=True,
+    help="Continue even though the tokenized data changed since the run started (recorded in its history).",
+)
+
+
 def _project_group(fn: F) -> F:
     fn = click.option("-g", "--group", default="default", show_default=True, help="Run group.")(fn)
     fn = click.option("-p", "--project", default="default", show_default=True, help="Run project.")(fn)
     return fn
 
 
+#: commands that start JAX: Ctrl-C there is handled by theseus.interrupt (a save, or a clean stop)
+_INTERRUPTIBLE = ("run", "restore", "generate", "export")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging and full tracebacks.")
 @click.version_option(package_name="theseus", message="theseus %(version)s")
-def theseus(verbose: bool) -> None:
+@click.pass_context
+def theseus(ctx: click.Context, verbose: bool) -> None:
     """Train and evaluate language models on JAX: configure, run, submit, restore."""
     global _VERBOSE
     _VERBOSE = verbose
+    if ctx.invoked_subcommand in _INTERRUPTIBLE:
+        from theseus import interrupt
+
+        interrupt.install()
     _setup_logging(verbose)
 
 
@@ -152,7 +168,7 @@ def configure(
     n_chips: int | None,
     load: tuple[str, ...],
 ) -> None:
-    """Write the config of JOB to OUT_YAML, with key=value OVERRIDES applied."""
+    """Write the config of JOB to OUT_YAML, with key=value OVERRIDES applied (`theseus keys JOB` lists the keys)."""
     from theseus.config import load_yaml, missing_keys, resolve, schema, to_tree, to_yaml
     from theseus.fsio import atomic_write_text
     from theseus.job import resolve_job
@@ -188,6 +204,36 @@ def configure(
         click.echo(f"  still to set before running: {', '.join(missing)}")
 
 
+@theseus.command()
+@click.argument("job")
+@click.argument("prefix", required=False, default="")
+@load_option
+@user_errors
+def keys(job: str, prefix: str, load: tuple[str, ...]) -> None:
+    """List every config key of JOB (those starting with PREFIX): type, default, class and doc.
+
+    A changeable key may take a new value under an existing run (the run continues and
+    records the change); a new value for a fixed key is refused.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from theseus.job import resolve_job
+    from theseus.keys import job_keys, table_rows
+
+    _load_modules(load)
+    key, job_cls = resolve_job(job)
+    found = job_keys(job_cls, prefix)
+    if not found:
+        raise TheseusError(f"job {key} has no config key starting with {prefix!r}")
+    table = Table(box=None, header_style="bold")
+    for col in ("key", "type", "default", "class", "description"):
+        table.add_column(col, overflow="fold")
+    for row in table_rows(found):
+        table.add_row(*row)
+    Console(width=200 if not sys.stdout.isatty() else None).print(table)
+
+
 def carry_over(sch: Any, old: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Split an old YAML tree into values the new schema accepts and dropped keys."""
     from theseus.config import check_value, flatten_tree, nest_tree
@@ -219,6 +265,7 @@ def carry_over(sch: Any, old: dict[str, Any]) -> tuple[dict[str, Any], list[str]
 @click.option(
     "--fresh", is_flag=True, help="Start over; the previous run is moved to .archive/, not deleted."
 )
+@accept_data_option
 @load_option
 @user_errors
 def run(
@@ -230,9 +277,15 @@ def run(
     group: str,
     job_key: str | None,
     fresh: bool,
+    accept_data_change: bool,
     load: tuple[str, ...],
 ) -> None:
-    """Run the job in YAML as run NAME under the output root OUT (resuming if it exists)."""
+    """Run the job in YAML as run NAME under the output root OUT (resuming if it exists).
+
+    An existing run continues: with new values for changeable keys (a longer
+    training.steps, a lower optimization.lr ...) it continues under them, even when it
+    had completed; a new value for a fixed key is refused (`theseus keys JOB` shows which).
+    """
     from theseus.job import ExecutionSpec, run_job
     from theseus.rundir import RunDirectory
 
@@ -240,7 +293,9 @@ def run(
     _load_modules(load)
     key, cfg = load_job_config(yaml_path, overrides, job_key)
     spec = ExecutionSpec(name=name, root=Path(out), project=project, group=group)
-    outcome = run_job(key, cfg, spec, fresh=fresh, argv=sys.argv, linger=True)
+    outcome = run_job(
+        key, cfg, spec, fresh=fresh, argv=sys.argv, linger=True, accept_data_change=accept_data_change
+    )
     sys.exit(outcome.exit_code)
 
 
@@ -309,11 +364,26 @@ def _human_bytes(n: float) -> str:
 @click.argument("name")
 @click.argument("checkpoint")
 @click.argument("out", type=click.Path(file_okay=False))
+@click.argument("overrides", nargs=-1)
 @_project_group
+@accept_data_option
 @load_option
 @user_errors
-def restore(name: str, checkpoint: str, out: str, project: str, group: str, load: tuple[str, ...]) -> None:
-    """Continue run NAME from checkpoint step CHECKPOINT (newer ones are set aside, not deleted)."""
+def restore(
+    name: str,
+    checkpoint: str,
+    out: str,
+    overrides: tuple[str, ...],
+    project: str,
+    group: str,
+    accept_data_change: bool,
+    load: tuple[str, ...],
+) -> None:
+    """Continue run NAME from checkpoint step CHECKPOINT (newer ones are set aside, not deleted).
+
+    key=value OVERRIDES change changeable keys from that step on (e.g. a lower
+    optimization.lr); the change is recorded in the run's config_history.jsonl.
+    """
     from theseus.job import ExecutionSpec, restore_run
 
     _load_modules(load)
@@ -325,7 +395,11 @@ def restore(name: str, checkpoint: str, out: str, project: str, group: str, load
             f"CHECKPOINT must be a step number (see `theseus checkpoints {name} {out}`)"
         ) from None
     spec = ExecutionSpec(name=name, root=Path(out), project=project, group=group)
-    sys.exit(restore_run(spec, step, argv=sys.argv, linger=True))
+    sys.exit(
+        restore_run(
+            spec, step, overrides=overrides, argv=sys.argv, linger=True, accept_data_change=accept_data_change
+        )
+    )
 
 
 # --------------------------------------------------------------------------- ls / status / logs

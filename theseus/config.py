@@ -18,6 +18,7 @@ import dataclasses
 import difflib
 import enum
 import math
+import re
 import types
 import typing
 from collections.abc import Iterator, Mapping, Sequence
@@ -35,6 +36,8 @@ T = TypeVar("T")
 FIELD_KEY = "theseus_key"
 FIELD_DOC = "theseus_doc"
 FIELD_BOUNDS = "theseus_bounds"
+FIELD_CHANGEABLE = "theseus_changeable"
+FIELD_EXAMPLE = "theseus_example"
 MISSING_VALUE = "???"
 RESERVED_KEYS = ("job", "request")
 
@@ -100,6 +103,8 @@ def field(
     gt: float | None = None,
     le: float | None = None,
     lt: float | None = None,
+    changeable: bool = False,
+    example: str = "",
     **kwargs: Any,
 ) -> Any:
     """Declare a dataclass (or flax module) field bound to the config key ``key``.
@@ -108,6 +113,15 @@ def field(
     default of ``None``; leaving both ``default`` and ``default_factory`` out makes the
     key mandatory (``???`` in generated YAML). ``ge``/``gt``/``le``/``lt`` bound a
     numeric value (``None`` always passes); every layer checks them with the type.
+
+    ``changeable=True`` lets the value change under an existing run (a resume or
+    ``theseus restore`` with a new value continues the run and records the change); a key
+    left fixed, the default, is one a run cannot change: a new value is refused. Mark a
+    key changeable only when the saved state still fits and the change means something
+    mid-run (a budget, an interval, the learning rate), never when it alters the model,
+    the data or the shape of the optimizer state. ``example`` shows how a value is
+    written (``"[{name: shakespeare, rate: 1.0}]"``), for error messages and the key
+    reference.
     """
     if default is not NO_DEFAULT and default_factory is not NO_DEFAULT:
         raise ValueError(f"field {key!r}: give default or default_factory, not both")
@@ -116,6 +130,9 @@ def field(
     metadata = dict(kwargs.pop("metadata", {}) or {})
     metadata[FIELD_KEY] = key
     metadata[FIELD_DOC] = doc
+    metadata[FIELD_CHANGEABLE] = changeable
+    if example:
+        metadata[FIELD_EXAMPLE] = example
     if any(limit is not None for limit in (ge, gt, le, lt)):
         bounds = Bounds(ge, gt, le, lt)
         if default is not NO_DEFAULT:
@@ -131,6 +148,16 @@ def field(
         value = default
         return dataclasses.field(default_factory=lambda: _deepcopy(value), metadata=metadata, **kwargs)
     return dataclasses.field(default=default, metadata=metadata, **kwargs)
+
+
+def key_of(cls: type, attribute: str) -> str | None:
+    """The dotted config key of ``cls``'s field ``attribute``, or ``None`` when it is not a config field."""
+    if not dataclasses.is_dataclass(cls):
+        return None
+    for f in dataclasses.fields(cls):
+        if f.name == attribute and FIELD_KEY in f.metadata:
+            return str(f.metadata[FIELD_KEY]).replace("/", ".")
+    return None
 
 
 def _deepcopy(value: Any) -> Any:
@@ -152,11 +179,18 @@ class FieldSpec:
     owners: list[str]
     doc: str = ""
     bounds: Bounds | None = None
+    changeable: bool = False
+    example: str = ""
 
     @property
     def required(self) -> bool:
         """True when no class gives the key a default."""
         return self.default is NO_DEFAULT
+
+    @property
+    def type_name(self) -> str:
+        """The value type as a user reads it: ``int | None``, ``list[DataSource]``."""
+        return _type_name(self.type)
 
 
 @dataclasses.dataclass
@@ -179,14 +213,28 @@ class Schema:
         return out
 
     def suggest(self, key: str) -> str:
-        """A ' (did you mean X?)' hint for an unknown key, or ''."""
-        candidates = list(self.fields) + sorted(self.sections())
-        close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
+        """A ' (did you mean X?)' hint for an unknown key, or ''.
+
+        A key whose last part is a known key's last part in another section (``training.lr``)
+        is taken for that key (``optimization.lr``); otherwise the closest spelling is.
+        """
+        leaf = key.split(".")[-1]
+        same_leaf = [k for k in self.fields if k.split(".")[-1] == leaf]
+        close = difflib.get_close_matches(key, same_leaf, n=1, cutoff=0)
         if not close:
-            leaf = key.split(".")[-1]
-            by_leaf = [k for k in self.fields if k.split(".")[-1] == leaf]
-            close = by_leaf[:1]
+            candidates = list(self.fields) + sorted(self.sections())
+            close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
         return f" (did you mean {close[0]}?)" if close else ""
+
+    def field_of(self, key: str) -> FieldSpec | None:
+        """The field of ``key``: itself, or the dict-valued field it lies under; ``None`` if unknown."""
+        spec = self.fields.get(key)
+        return spec if spec is not None else _owning_leaf(self, key)
+
+    def changeable(self, key: str) -> bool:
+        """True when ``key`` may change under an existing run (see :func:`field`); unknown keys are fixed."""
+        spec = self.field_of(key)
+        return spec is not None and spec.changeable
 
 
 def _qualname(cls: type) -> str:
@@ -254,8 +302,12 @@ def schema(*classes: type) -> Schema:
         owner = _qualname(cls)
         spec = fields.get(dotted)
         bounds = f.metadata.get(FIELD_BOUNDS)
+        changeable = bool(f.metadata.get(FIELD_CHANGEABLE, False))
+        example = str(f.metadata.get(FIELD_EXAMPLE, ""))
         if spec is None:
-            fields[dotted] = FieldSpec(dotted, tp, default, [owner], f.metadata.get(FIELD_DOC, ""), bounds)
+            fields[dotted] = FieldSpec(
+                dotted, tp, default, [owner], f.metadata.get(FIELD_DOC, ""), bounds, changeable, example
+            )
             return
         if bounds is not None and spec.bounds is not None and bounds != spec.bounds:
             raise ConfigError(
@@ -276,6 +328,8 @@ def schema(*classes: type) -> Schema:
         if owner not in spec.owners:
             spec.owners.append(owner)
         spec.doc = spec.doc or f.metadata.get(FIELD_DOC, "")
+        spec.changeable = spec.changeable and changeable  # changeable only when every declaring class agrees
+        spec.example = spec.example or example
 
     for cls in classes:
         visit(cls)
@@ -305,9 +359,10 @@ def _show(value: Any) -> str:
 
 
 def _type_name(tp: Any) -> str:
-    if isinstance(tp, type):
+    if isinstance(tp, type) and not typing.get_args(tp):
         return tp.__name__
-    return str(tp).replace("typing.", "")
+    # "list[theseus.training.trainer.DataSource]" reads as "list[DataSource]"
+    return re.sub(r"\b(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*)", r"\1", str(tp))
 
 
 def _plain(value: Any) -> Any:
@@ -323,6 +378,11 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
+
+def to_plain(value: Any) -> Any:
+    """A default as plain YAML data: dataclasses as mappings, enums as their values, paths as strings."""
+    return _plain(value)
 
 
 def nest_tree(flat: Mapping[str, Any]) -> dict[str, Any]:
@@ -505,6 +565,8 @@ def check_value(tp: Any, value: Any) -> Any:
             if k not in known:
                 raise _TypeMismatch
             out[k] = check_value(hints.get(k, Any), v)
+        if any(_default_of(f) is NO_DEFAULT and f.init and f.name not in out for f in known.values()):
+            raise _TypeMismatch  # a required field is missing
         return out
     return value
 
@@ -515,8 +577,9 @@ def _check(spec: FieldSpec, value: Any) -> Any:
     try:
         checked = check_value(spec.type, value)
     except _TypeMismatch:
+        written = f"; write it as {spec.example}" if spec.example else ""
         raise ConfigError(
-            f"config key {spec.key} expects {_type_name(spec.type)}, got {_describe(value)}"
+            f"config key {spec.key} expects {_type_name(spec.type)}, got {_describe(value)}{written}"
         ) from None
     if spec.bounds is not None:
         spec.bounds.check(spec.key, checked)

@@ -4,6 +4,7 @@
 
     OUT/runs/<project>/<group>/<name>/
         config.yaml  job.json  status.json  metrics.jsonl  log.txt
+        config_history.jsonl   (the config it started with, then each change and the step it took effect)
         checkpoints/<step>/   checkpoints/latest
         results/
         tensorboard/  wandb/   (when those sinks are enabled)
@@ -88,6 +89,11 @@ class RunDirectory:
     def config_path(self) -> Path:
         """The resolved config (all that is needed to reproduce the run)."""
         return self.path / "config.yaml"
+
+    @property
+    def config_history_path(self) -> Path:
+        """One JSON record per config event: the start (whole config), each change, each restore."""
+        return self.path / "config_history.jsonl"
 
     @property
     def job_path(self) -> Path:
@@ -186,6 +192,35 @@ class RunDirectory:
                 if isinstance(rec, dict) and int(rec.get("step", 0)) <= after_step:
                     kept.append(json.dumps(rec, sort_keys=True))
         atomic_write_text(self.metrics_path, "".join(k + "\n" for k in kept))
+
+    def read_config_history(self) -> list[dict[str, Any]]:
+        """The records of config_history.jsonl, oldest first (a line torn by a crash is skipped)."""
+        if not self.config_history_path.is_file():
+            return []
+        out = []
+        for line in self.config_history_path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                out.append(record)
+        return out
+
+    def append_config_history(self, record: dict[str, Any]) -> None:
+        """Append one config event (``event``, ``step``, ``time`` and what changed)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        append_line(self.config_history_path, json.dumps(record, sort_keys=True, default=str))
+
+    def restep_last_config_event(self, step: int) -> None:
+        """Set the step of the newest config event (a resume fell back to an older checkpoint than expected)."""
+        records = self.read_config_history()
+        if not records or records[-1].get("step") == step:
+            return
+        records[-1]["step"] = step
+        atomic_write_text(
+            self.config_history_path, "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in records)
+        )
 
     def write_result(self, name: str, obj: Any) -> Path:
         """Write ``results/<name>.json`` atomically and return its path."""

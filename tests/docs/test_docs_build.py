@@ -57,3 +57,13 @@ def test_api_reference_is_generated_from_the_docstrings(site):
         for name in names:
             assert f'id="{name}' in html or f"<code>{name}</code>" in html or f">{name}<" in html, (page, name)
         assert ":class:<code>" not in html and ":meth:<code>" not in html, page
+
+
+def test_configuration_keys_page_is_generated_from_the_fields(site):
+    html = (site / "reference" / "keys" / "index.html").read_text()
+    for job in ("gpt/train/pretrain", "data/tokenize_variable_dataset", "hf/train/finetune"):
+        assert f"<code>{job}</code>" in html, job
+    row = html[html.index("<code>optimization.lr</code>") :].split("</tr>")[0]
+    assert "changeable" in row and "peak learning rate" in row
+    row = html[html.index("<code>architecture.n_layers</code>") :].split("</tr>")[0]
+    assert "fixed" in row and "number of transformer blocks" in row

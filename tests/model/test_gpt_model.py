@@ -164,7 +164,7 @@ def test_variants_run_and_lay_out_their_parameters() -> None:
 
 
 def test_flops_per_token_follows_palm_appendix_b() -> None:
-    model = GPT()  # 4 layers, d 256, 4 heads, vocab 50304, GELU 4x, tied
+    model = GPT(vocab_size=50304)  # 4 layers, d 256, 4 heads, GELU 4x, tied
     d, layers, vocab, seq = 256, 4, 50304, 256
     n_matmul = layers * (4 * d * d + 2 * d * 4 * d) + d * vocab
     assert model.matmul_params() == n_matmul

@@ -161,3 +161,35 @@ def test_muon_reduces_the_loss_of_a_small_network() -> None:
     for _ in range(60):
         params, state, _ = step(params, state)
     assert float(loss(params)) < 0.5 * first
+
+
+@pytest.mark.parametrize("name", ["adamw", "sgd", "muon"])
+def test_changeable_optimizer_keys_keep_the_shape_of_the_optimizer_state(name: str) -> None:
+    """A resumed run may change any changeable optimization.* key: its checkpoint must still fit."""
+    from theseus.config import schema, to_config, to_tree
+
+    params = fake_params()
+    entry = OPTIMIZERS[name]
+    sch = schema(entry.config)
+    tree = to_tree(build(entry.config))
+    changed = {
+        key.split(".")[1]: _another_value(key.split(".")[1], tree["optimization"][key.split(".")[1]])
+        for key, spec in sch.fields.items()
+        if spec.changeable
+    }
+    assert {"weight_decay", "grad_clip"} <= set(changed)
+    with configuration(to_config(tree)):
+        before = build_optimizer(name, 0.1).init(params)
+    with configuration(to_config({"optimization": {**tree["optimization"], **changed}})):
+        after = build_optimizer(name, 0.1).init(params)
+    assert jax.tree.structure(before) == jax.tree.structure(after)
+    assert [x.shape for x in jax.tree.leaves(before)] == [x.shape for x in jax.tree.leaves(after)]
+
+
+def _another_value(leaf: str, value: object) -> object:
+    """A legal new value; zero for numbers, since a zero is what could drop a transform (no clipping, no decay)."""
+    if isinstance(value, bool):
+        return not value
+    if leaf in ("lr", "ns_steps"):
+        return 3
+    return 0 if isinstance(value, (int, float)) or value is None else value

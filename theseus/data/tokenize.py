@@ -27,13 +27,9 @@ import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import theseus
 from theseus.config import configure, field
@@ -53,6 +49,7 @@ from theseus.data.tokenizer import Tokenizer, TokenizerConfig, get_tokenizer
 from theseus.errors import Preempted, TheseusError
 from theseus.job import BasicJob
 from theseus.names import check_name
+from theseus.progress import Progress
 
 SPLIT_RULE = "validation when int(sha256(f'{seed}\\0' + document)[:8 bytes]) / 2**64 < val_fraction"
 UINT16_IDS = 1 << 16
@@ -76,10 +73,12 @@ class TokenizeConfig:
         "data/dtype", default="auto", doc="token dtype; auto = uint16 when the vocabulary fits"
     )
     workers: int = field(
-        "data/workers", default=0, doc="encoding processes; 0 = one per core (byte backend: 1)", ge=0
+        "data/workers", default=0, doc="encoding processes; 0 = one per core (byte backend: 1)", ge=0,
+        changeable=True,
     )
     chunk_chars: int = field(
-        "data/chunk_chars", default=250_000, doc="characters per unit of work sent to a worker", ge=1
+        "data/chunk_chars", default=250_000, doc="characters per unit of work sent to a worker", ge=1,
+        changeable=True,
     )
 
 
@@ -257,7 +256,8 @@ class _TokenizeJob(BasicJob[C]):
         )
         chunks = chunk_documents(documents, args.chunk_chars)
         committed = time.monotonic()
-        with _progress(directory.name, total, done, self.UNIT) as advance:
+        with Progress(f"tokenizing {directory.name}", total, "docs") as progress:
+            progress.update(done)
             for chunk in encode_chunks(chunks, spec, self.encoder(), workers):
                 self.write_chunk(output, chunk, counters)
                 counters["documents"] += chunk.documents
@@ -266,7 +266,7 @@ class _TokenizeJob(BasicJob[C]):
                 if stop or time.monotonic() - committed >= COMMIT_EVERY_S:
                     output.commit(counters)
                     committed = time.monotonic()
-                advance(chunk.documents, self.train_size(counters))
+                progress.update(counters["documents"], f"{self.train_size(counters):,} train {self.UNIT}")
                 self.report(counters["documents"], **self.summary(counters))
                 if stop:
                     raise Preempted(f"stopped after {counters['documents']} documents; run again to resume")
@@ -298,27 +298,6 @@ class _TokenizeJob(BasicJob[C]):
             "created_at": time.time(),
             "theseus_version": theseus.__version__,
         }
-
-
-@contextmanager
-def _progress(name: str, total: int | None, done: int, unit: str) -> Iterator[Callable[[int, int], None]]:
-    console = Console(stderr=True)
-    progress = Progress(
-        TextColumn(f"tokenizing {name}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("docs  {task.fields[tokens]:,} train " + unit),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not console.is_terminal,
-    )
-    task = progress.add_task(name, total=total, completed=done, tokens=0)
-
-    def advance(documents: int, tokens: int) -> None:
-        progress.update(task, advance=documents, tokens=tokens)
-
-    with progress:
-        yield advance
 
 
 class TokenizeVariableDatasetJob(_TokenizeJob[TokenizeConfig]):

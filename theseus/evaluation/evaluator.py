@@ -33,21 +33,25 @@ class EvaluatorConfig:
         "eval/evaluations",
         default_factory=list,
         doc="evaluation keys to run (see theseus.registry.EVALUATIONS)",
+        changeable=True,
     )
     batch_size: int = field(
-        "eval/batch_size", default=8, doc="rows per forward pass (the last batch is padded)", ge=1
+        "eval/batch_size", default=8, doc="rows per forward pass (the last batch is padded)", ge=1,
+        changeable=True,
     )
     max_examples: int | None = field(
         "eval/max_examples",
         default=None,
         doc="score only the first N examples of each evaluation (None: all)",
         ge=1,
+        changeable=True,
     )
     context_length: int | None = field(
         "eval/context_length",
         default=None,
         doc="longest input fed to the model (None: the model's block_size)",
         ge=1,
+        changeable=True,
     )
 
     @classmethod

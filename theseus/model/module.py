@@ -156,6 +156,15 @@ class Module(nn.Module):
         """
         return 6.0 * self.matmul_params() + self.attention_flops_per_token(seq_len)
 
+    def activation_bytes(self, batch: int, seq_len: int) -> float | None:
+        """A lower bound on the bytes of activations a training step keeps for ``batch`` sequences of ``seq_len``.
+
+        The trainer compares it (plus parameters and gradients) with a device's memory
+        before compiling, to refuse a batch or block size that cannot fit in one line. The
+        default, ``None``, skips that check.
+        """
+        return None
+
     @staticmethod
     def num_params(params: Any) -> int:
         """Number of scalars in a parameter tree (boxed or plain)."""

@@ -25,10 +25,17 @@ class DistributedConfig:
     """How the processes of one run find each other."""
 
     coordinator_address: str | None = field(
-        "system/coordinator_address", default=None, doc="host:port of process 0 (None: SLURM or single process)"
+        "system/coordinator_address", default=None, doc="host:port of process 0 (None: SLURM or single process)",
+        changeable=True,
     )
-    num_processes: int | None = field("system/num_processes", default=None, doc="total processes", ge=1)
-    process_id: int | None = field("system/process_id", default=None, doc="this process's index", ge=0)
+    num_processes: int | None = field(
+        "system/num_processes", default=None, doc="total processes", ge=1,
+        changeable=True,
+    )
+    process_id: int | None = field(
+        "system/process_id", default=None, doc="this process's index", ge=0,
+        changeable=True,
+    )
 
 
 def slurm_process_count() -> int:

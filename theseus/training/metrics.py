@@ -28,13 +28,16 @@ log = logging.getLogger("theseus")
 class LoggingConfig:
     """Metric sinks."""
 
-    wandb: bool = field("logging/wandb", default=False, doc="also log to Weights & Biases")
-    wandb_project: str = field("logging/wandb_project", default="theseus")
+    wandb: bool = field("logging/wandb", default=False, doc="also log to Weights & Biases", changeable=True)
+    wandb_project: str = field(
+        "logging/wandb_project", default="theseus", doc="W&B project of the run", changeable=True
+    )
     wandb_mode: Literal["online", "offline", "disabled"] = field(
-        "logging/wandb_mode", default="offline", doc="online | offline | disabled"
+        "logging/wandb_mode", default="offline", doc="online | offline | disabled", changeable=True
     )
     tensorboard: bool = field(
-        "logging/tensorboard", default=False, doc="also write TensorBoard event files to <run>/tensorboard"
+        "logging/tensorboard", default=False, doc="also write TensorBoard event files to <run>/tensorboard",
+        changeable=True,
     )
 
 
@@ -154,3 +157,15 @@ def format_line(record: dict[str, Any], total_steps: int) -> str:
     if "mfu" in record:
         parts.append(f"MFU {100 * record['mfu']:.1f}%")
     return "  ".join(parts)
+
+
+def format_figures(record: dict[str, Any]) -> str:
+    """The few figures a progress display shows beside the count: ``loss 2.3100, val 2.4000, 1,234 tok/s``."""
+    parts = []
+    if "loss" in record:
+        parts.append(f"loss {record['loss']:.4f}")
+    if "val_loss" in record:
+        parts.append(f"val {record['val_loss']:.4f}")
+    if "tokens_per_s" in record:
+        parts.append(f"{record['tokens_per_s']:,.0f} tok/s")
+    return ", ".join(parts)

@@ -23,17 +23,20 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from theseus.base import compile_cache
 from theseus.checkpoint import CheckpointConfig
-from theseus.config import configure, field
+from theseus.config import configure, field, key_of
 from theseus.errors import ConfigError, Preempted, TheseusError, TrainingDiverged
 from theseus.job import RestoreableJob
 from theseus.names import check_name
+from theseus.progress import Progress
 from theseus.training.distributed import DistributedConfig
-from theseus.training.metrics import LoggingConfig, MetricsSink, format_line
+from theseus.training.metrics import LoggingConfig, MetricsSink, format_figures, format_line
 
 if TYPE_CHECKING:
     import optax
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("theseus")
 
 _UNSET: Any = object()
+VOCAB_MULTIPLE = 64  # a vocabulary that follows the data is padded to this (faster matmuls)
 ConfigT = TypeVar("ConfigT", bound="BaseTrainerConfig")
 ModelT = TypeVar("ModelT", bound="Module")
 
@@ -54,6 +58,10 @@ class DataSource:
     name: str
     rate: float = 1.0
 
+    def __post_init__(self) -> None:
+        if not (isinstance(self.rate, (int, float)) and self.rate > 0):
+            raise ConfigError(f"training.data: the rate of {self.name} must be > 0, got {self.rate!r}")
+
 
 def _default_data() -> list[DataSource]:
     return [DataSource("shakespeare", 1.0)]
@@ -64,7 +72,10 @@ class BaseTrainerConfig:
     """What every trainer reads: data, batch geometry, budget, intervals, mesh."""
 
     data: list[DataSource] = field(
-        "training/data", default_factory=_default_data, doc="tokenized datasets under OUT/data and their rates"
+        "training/data",
+        default_factory=_default_data,
+        doc="tokenized datasets under OUT/data and their shares of each batch",
+        example="[{name: shakespeare, rate: 1.0}]",
     )
     batch_size: int = field(
         "training/batch_size", default=32, doc="global batch in sequences per optimizer step", ge=1
@@ -74,30 +85,43 @@ class BaseTrainerConfig:
         default=None,
         doc="micro-batch per data-parallel device; smaller than batch/devices means gradient accumulation",
         ge=1,
+        changeable=True,
     )
     steps: int | None = field(
-        "training/steps", default=200, doc="optimizer steps (or set training.tokens)", ge=1
+        "training/steps", default=200, doc="optimizer steps (or set training.tokens)", ge=1, changeable=True
     )
     tokens: int | None = field(
-        "training/tokens", default=None, doc="token budget; steps = tokens // (batch_size * block_size)", ge=1
+        "training/tokens",
+        default=None,
+        doc="token budget; steps = tokens // (batch_size * block_size)",
+        ge=1,
+        changeable=True,
     )
     seed: int = field("training/seed", default=0, doc="seeds parameters, data order and dropout", ge=0)
-    log_every: int = field("training/log_every", default=10, doc="steps between metrics records", ge=1)
-    val_every: int = field(
-        "training/val_every", default=50, doc="steps between validations (0: only at the end)", ge=0
+    log_every: int = field(
+        "training/log_every", default=10, doc="steps between metrics records", ge=1, changeable=True
     )
-    val_batches: int = field("training/val_batches", default=4, doc="fixed validation batches (0: none)", ge=0)
+    val_every: int = field(
+        "training/val_every", default=50, doc="steps between validations (0: only at the end)", ge=0,
+        changeable=True,
+    )
+    val_batches: int = field(
+        "training/val_batches", default=4, doc="fixed validation batches (0: none)", ge=0, changeable=True
+    )
     shard: int = field(
-        "training/shard", default=1, doc="devices that split one model copy (tensor parallel)", ge=1
+        "training/shard", default=1, doc="devices that split one model copy (tensor parallel)", ge=1,
+        changeable=True,
     )
     prefetch: int = field(
-        "training/prefetch", default=4, doc="batches prepared ahead by a background thread", ge=1
+        "training/prefetch", default=4, doc="batches prepared ahead by a background thread", ge=1,
+        changeable=True,
     )
     peak_flops: float | None = field(
         "training/peak_flops",
         default=None,
         doc="peak FLOP/s per device for MFU (None: chip table or measured)",
         gt=0,
+        changeable=True,
     )
 
 
@@ -109,6 +133,7 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
     _tokenizer: Any = None
     _evaluator: Any = None
     _prepared: bool = False
+    _vocab_note: str = ""
 
     # ------------------------------------------------------------------ hooks
 
@@ -193,26 +218,37 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
         self.mesh = make_mesh(args.shard)
         self._tokenizer = None
         self._evaluator = _UNSET
+        self._resolved: dict[str, Any] = {}
         self._setup_data()
+        self._check_memory()
         self.total_steps = self._total_steps()
         self._optimizer = self._build_optimizer()
         self._prepared = True
+
+    def resolved(self) -> dict[str, Any]:
+        """``architecture.vocab_size`` when it was left to the data (see :meth:`_follow_data_vocab`)."""
+        return dict(self._resolved)
 
     def run(self) -> None:
         """Set up, resume if possible, train to the step budget, validate, checkpoint."""
         import jax
 
         self.prepare()
-        self._setup_state(*self._optimizer)
-        primary = jax.process_index() == 0
-        self.sink = MetricsSink(
-            self.run_dir, configure(LoggingConfig), primary=primary, run_name=self.spec.name
-        )
-        try:
-            self._loop()
-        finally:
-            self.sink.close()
-            self.prefetcher.close()
+        if self._vocab_note:
+            log.info(self._vocab_note)  # here, not in prepare(), so that it reaches the run's log.txt
+        self.progress = Progress(f"training {self.spec.name}", self.total_steps, "steps")
+        with self.progress, _out_of_memory_in_one_line():
+            self.progress.phase("creating the parameters and optimizer state")
+            self._setup_state(*self._optimizer)
+            primary = jax.process_index() == 0
+            self.sink = MetricsSink(
+                self.run_dir, configure(LoggingConfig), primary=primary, run_name=self.spec.name
+            )
+            try:
+                self._loop()
+            finally:
+                self.sink.close()
+                self.prefetcher.close()
 
     # ---- setup pieces
 
@@ -238,10 +274,11 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
                     f"no tokenized dataset {source.name!r} under {self.spec.data_dir}; "
                     "run a data/tokenize_* job with the same OUT first"
                 )
-            ds = TokenDataset.open(path)
-            if self.model.vocab_size is not None:
+            self.datasets.append(TokenDataset.open(path))
+        self._follow_data_vocab()
+        if self.model.vocab_size is not None:
+            for ds in self.datasets:
                 check_vocab(ds.meta, int(self.model.vocab_size))
-            self.datasets.append(ds)
         n_batch = int(self.mesh.shape["batch"])
         if args.batch_size <= 0 or args.batch_size % n_batch:
             raise TheseusError(
@@ -269,6 +306,47 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
         )
         # built here so too little validation data is found before anything is written
         self._fixed_val = self.sampler.validation_batches(args.val_batches) if args.val_batches > 0 else []
+
+    def _follow_data_vocab(self) -> None:
+        """Fill in a vocabulary size left unset: the data's, rounded up to a multiple of :data:`VOCAB_MULTIPLE`."""
+        key = key_of(type(self.model), "vocab_size")
+        if self.model.vocab_size is not None or key is None:
+            return
+        need = max(int(ds.meta["vocab_size"]) for ds in self.datasets)
+        size = -(-need // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
+        self.model = self.model.clone(vocab_size=size)
+        self._resolved[key] = size
+        self._vocab_note = (
+            f"{key} follows the data: {need} ids, rounded up to {size} (a multiple of {VOCAB_MULTIPLE}); "
+            "set it to override"
+        )
+
+    def _check_memory(self) -> None:
+        """Refuse in one line, before anything compiles, a step that cannot fit in a device's memory.
+
+        The estimate is a lower bound (the model's :meth:`~theseus.model.module.Module.activation_bytes`
+        for one micro-batch, plus parameters and gradients), so a step that would fit is never refused.
+        """
+        from theseus.base.hardware import device_memory_bytes
+
+        args: BaseTrainerConfig = self.args
+        block = self._block_size()
+        micro = args.batch_size // int(self.mesh.shape["batch"]) // self.accum_steps
+        activations = self.model.activation_bytes(micro, block)
+        capacity = device_memory_bytes()
+        if activations is None or capacity is None:
+            return
+        weights = 2.0 * self.model.matmul_params() * self.model.weight_dtype.itemsize
+        need = (activations + weights) / args.shard
+        if need > capacity:
+            gib = 2.0**30
+            raise TheseusError(
+                f"a training step needs at least {need / gib:.1f} GiB per device (activations of {micro} "
+                f"sequence{'s' if micro != 1 else ''} x {block} tokens: {activations / args.shard / gib:.1f} GiB, "
+                f"parameters and gradients: {weights / args.shard / gib:.1f} GiB) and a device has "
+                f"{capacity / gib:.1f} GiB; lower training.per_device_batch_size (gradient accumulation keeps "
+                "the batch) or architecture.block_size, or recompute activations (architecture.remat=full)"
+            )
 
     def _total_steps(self) -> int:
         args: BaseTrainerConfig = self.args
@@ -310,6 +388,11 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
             tree, meta = resumed
             self.state = self._state_from_tree(tree)
             self.start_step = int(meta.get("step", int(tree["step"])))
+            if self.start_step > self.total_steps:
+                raise ConfigError(
+                    f"run {self.spec.name} is at step {self.start_step}, past its budget of {self.total_steps} "
+                    f"steps; raise training.steps, or go back with `theseus restore {self.spec.name} STEP OUT`"
+                )
         elif any(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in jax.tree.leaves(self.state)):
             # shapes only, for a restore, but every checkpoint was damaged and set aside: start afresh
             self.state, shardings = self.initial_state(tx, init_key)
@@ -340,15 +423,26 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
 
         current = {ds.name: data_identity(ds) for ds in self.datasets}
         recorded = (self.run_dir.read_job() or {}).get("data")
+        changed: dict[str, str] = {}
         if resuming and isinstance(recorded, dict):
             for name, identity in current.items():
                 change = data_change(recorded.get(name), identity)
                 if change:
-                    raise TheseusError(
-                        f"data {name} under {self.spec.data_dir} is not the data run {self.spec.name} started on "
-                        f"({change}); tokenize it as it was, or start over with --fresh"
-                    )
-        elif jax.process_index() == 0:
+                    changed[name] = change
+            if changed and not self.accept_data_change:
+                name, change = next(iter(changed.items()))
+                raise TheseusError(
+                    f"data {name} under {self.spec.data_dir} is not the data run {self.spec.name} started on "
+                    f"({change}); tokenize it as it was, continue on the new data with --accept-data-change, "
+                    "or start over with --fresh"
+                )
+        if changed:
+            log.warning(
+                "continuing run %s on changed data (--accept-data-change): %s",
+                self.spec.name, "; ".join(f"{name}: {change}" for name, change in changed.items()),
+            )
+            self.record_config_event("data", self.resume_step(), data=changed)
+        if (changed or not resuming or not isinstance(recorded, dict)) and jax.process_index() == 0:
             self.run_dir.update_job(data=current)
 
     @staticmethod
@@ -389,6 +483,8 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
         data_wait = 0.0
         extra: dict[str, Any] = {}  # goes into the next record (the first step's compile time)
         guard = NonFiniteGuard()
+        if self.start_step < self.total_steps:
+            self.progress.phase("compiling the training step")
         for step in range(self.start_step + 1, self.total_steps + 1):
             t0 = time.perf_counter()
             batch = next(self.prefetcher)
@@ -428,10 +524,12 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
                     record.update(self._validate(final=last))
                 self.sink.write(record)
                 log.info(format_line(record, self.total_steps))
+                self.progress.note(format_figures(record))
                 self._stop_if_diverged(guard)
                 window_steps, data_wait = 0, 0.0
                 window_start = time.perf_counter()
             self.report(step, total_steps=self.total_steps)
+            self.progress.update(step)
             stop = self.stop_requested()
             if stop or self.should_checkpoint(step) or last:
                 self._stop_if_diverged(guard)  # a non-finite state is never saved
@@ -446,16 +544,20 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
             return
         self.checkpoints.wait()
         newest = self.checkpoints.latest_step()
-        kept = "no checkpoint was saved" if newest is None else f"the newest checkpoint, step {newest}, is finite"
+        fixes = "a lower optimization.lr, a longer optimization.warmup_steps or an optimization.grad_clip"
+        if newest is None:
+            kept, how = "no checkpoint was saved", f"run it again with {fixes}"
+        else:
+            kept = f"the newest checkpoint, step {newest}, is finite"
+            how = f"continue from it with {fixes} (theseus restore {self.spec.name} {newest} OUT optimization.lr=...)"
         raise TrainingDiverged(
-            f"loss or gradients became NaN or infinite at step {bad}; training stopped and {kept}; "
-            "lower optimization.lr, lengthen optimization.warmup_steps or set optimization.grad_clip, "
-            "then start again with --fresh"
+            f"loss or gradients became NaN or infinite at step {bad}; training stopped and {kept}; {how}"
         )
 
     def _validate(self, final: bool = False) -> dict[str, float]:
         import jax
 
+        self.progress.phase("validating")
         out: dict[str, float] = {}
         if self.val_batches:
             loss_sum = 0.0
@@ -473,3 +575,18 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
             if final and jax.process_index() == 0:
                 self._evaluator.write_results()
         return out
+
+
+@contextmanager
+def _out_of_memory_in_one_line() -> Iterator[None]:
+    """Turn XLA's out-of-memory error (a ``RESOURCE_EXHAUSTED`` runtime error) into one line."""
+    try:
+        yield
+    except Exception as exc:
+        if "RESOURCE_EXHAUSTED" not in str(exc) or type(exc).__name__ not in ("XlaRuntimeError", "JaxRuntimeError"):
+            raise
+        first = str(exc).strip().splitlines()[0][:300]
+        raise TheseusError(
+            f"the training step does not fit in device memory ({first}); lower "
+            "training.per_device_batch_size or architecture.block_size, or set architecture.remat=full"
+        ) from exc

@@ -45,7 +45,12 @@ class GPT(Module):
     n_embd: int = field("architecture/n_embd", default=256, doc="width of the residual stream", ge=1)
     n_head: int = field("architecture/n_head", default=4, doc="attention heads (must divide n_embd)", ge=1)
     block_size: int = field("architecture/block_size", default=256, doc="training context length", ge=1)
-    vocab_size: int = field("architecture/vocab_size", default=50304, doc="rows of the token embedding", ge=1)
+    vocab_size: int | None = field(
+        "architecture/vocab_size",
+        default=None,
+        doc="rows of the token embedding; None: the training data's vocabulary rounded up to a multiple of 64",
+        ge=1,
+    )
     mlp: MLPKind = field("architecture/mlp", default="gelu", doc="gelu (2 matrices) or swiglu (3)")
     n_embd_ff: int | None = field(
         "architecture/n_embd_ff", default=None,
@@ -76,6 +81,7 @@ class GPT(Module):
     remat: RematPolicy = field(
         "architecture/remat", default="none",
         doc="recompute activations in backward: none, full, dots_saveable, dots_with_no_batch_dims_saveable",
+        changeable=True,
     )
 
     def __post_init__(self) -> None:
@@ -115,6 +121,13 @@ class GPT(Module):
         return 4 * self.n_embd
 
     @property
+    def vocab(self) -> int:
+        """``vocab_size``, which must be set by now (a trainer fills it in from its data)."""
+        if self.vocab_size is None:
+            raise ConfigError("architecture.vocab_size is not set: give it, or train on tokenized data to fill it in")
+        return int(self.vocab_size)
+
+    @property
     def head_dim(self) -> int:
         """Width of one attention head."""
         return self.n_embd // self.n_head
@@ -124,11 +137,22 @@ class GPT(Module):
         d = self.n_embd
         mlp_matrices = 3 if self.mlp == "swiglu" else 2
         per_layer = 3 * d * d + d * d + mlp_matrices * d * self.ff_width
-        return self.n_layers * per_layer + d * self.vocab_size
+        return self.n_layers * per_layer + d * self.vocab
 
     def attention_flops_per_token(self, seq_len: int) -> float:
         """``12·L·H·Q·T``: QKᵀ and AV, forward and backward, over the full (unmasked) ``T x T``."""
         return 12.0 * self.n_layers * self.n_head * self.head_dim * seq_len
+
+    def activation_bytes(self, batch: int, seq_len: int) -> float:
+        """What the backward pass needs kept, at the least: per layer the block's inputs, projections,
+        MLP hidden state and the ``H x T x T`` attention weights (theseus attends with XLA, which
+        materialises them), or with ``remat`` only each layer's input plus one layer in full; and
+        the float32 logits.
+        """
+        width = jnp.dtype(self.compute_dtype).itemsize
+        per_layer = (7 * self.n_embd + 2 * self.ff_width + self.n_head * seq_len) * width
+        kept = self.n_layers * per_layer if self.remat == "none" else self.n_layers * self.n_embd * width + per_layer
+        return float(batch) * seq_len * (kept + 4 * self.vocab)
 
     def decoder(self, params: Any) -> tuple[GPT, Any]:
         """Decode with unrolled layers: a scanned GPT becomes its unrolled twin, parameters unstacked.
@@ -171,7 +195,7 @@ class GPT(Module):
             positions = jnp.arange(length, dtype=jnp.int32)
         dtype, param_dtype = self.compute_dtype, self.weight_dtype
         tokens = Embedding(
-            self.vocab_size, self.n_embd, init_std=self.init_std, dtype=dtype, param_dtype=param_dtype,
+            self.vocab, self.n_embd, init_std=self.init_std, dtype=dtype, param_dtype=param_dtype,
             name="token_embedding",
         )
         x = tokens(idx)
@@ -187,7 +211,7 @@ class GPT(Module):
             logits = tokens.attend(x)
         else:
             logits = Linear(
-                self.vocab_size, Axes.N_EMBD, Axes.VOCAB, init_std=self.init_std, dtype=dtype,
+                self.vocab, Axes.N_EMBD, Axes.VOCAB, init_std=self.init_std, dtype=dtype,
                 param_dtype=param_dtype, name="lm_head",
             )(x).astype(jnp.float32)
         return self.constrain(logits, (Axes.BATCH, Axes.BLOCK_SIZE, Axes.VOCAB))

@@ -36,17 +36,21 @@ KERNEL_AXES = MuonDimensionNumbers(reduction_axis=-2, output_axis=-1)
 class MuonConfig(AdamWConfig):
     """Muon's own learning rate and momentum; the AdamW keys drive the non-matrix parameters."""
 
-    lr: float = field("optimization/lr", default=DEFAULT_LR, doc="peak learning rate", ge=0)
+    lr: float = field("optimization/lr", default=DEFAULT_LR, doc="peak learning rate", ge=0, changeable=True)
     muon_lr: float = field(
         "optimization/muon_lr",
         default=0.02,
         doc="peak learning rate of Muon matrices (follows the schedule)",
         ge=0,
+        changeable=True,
     )
     muon_momentum: float = field(
-        "optimization/muon_momentum", default=0.95, doc="Muon Nesterov momentum", ge=0, lt=1
+        "optimization/muon_momentum", default=0.95, doc="Muon Nesterov momentum", ge=0, lt=1, changeable=True
     )
-    ns_steps: int = field("optimization/ns_steps", default=5, doc="Newton-Schulz iterations", ge=1)
+    ns_steps: int = field(
+        "optimization/ns_steps", default=5, doc="Newton-Schulz iterations", ge=1,
+        changeable=True,
+    )
 
 
 def _kernel_axes(updates: Any) -> Any:

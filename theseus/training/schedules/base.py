@@ -33,7 +33,7 @@ class ScheduleEntry(NamedTuple):
 class LearningRateConfig:
     """The peak learning rate."""
 
-    lr: float = field("optimization/lr", default=DEFAULT_LR, doc="peak learning rate", ge=0)
+    lr: float = field("optimization/lr", default=DEFAULT_LR, doc="peak learning rate", ge=0, changeable=True)
 
 
 @dataclass
@@ -41,7 +41,8 @@ class WarmupConfig(LearningRateConfig):
     """Peak learning rate plus a linear warmup."""
 
     warmup_steps: int | None = field(
-        "optimization/warmup_steps", default=None, doc="linear warmup steps; None: use warmup_pct", ge=0
+        "optimization/warmup_steps", default=None, doc="linear warmup steps; None: use warmup_pct", ge=0,
+        changeable=True,
     )
     warmup_pct: float = field(
         "optimization/warmup_pct",
@@ -49,6 +50,7 @@ class WarmupConfig(LearningRateConfig):
         doc="warmup as a fraction of total steps (if warmup_steps is None)",
         ge=0,
         le=1,
+        changeable=True,
     )
 
     def warmup(self, total_steps: int) -> int:
@@ -65,7 +67,8 @@ class DecayConfig(WarmupConfig):
     """Warmup, then a decay to a floor."""
 
     min_lr_ratio: float = field(
-        "optimization/min_lr_ratio", default=0.1, doc="final learning rate as a fraction of lr", ge=0, le=1
+        "optimization/min_lr_ratio", default=0.1, doc="final learning rate as a fraction of lr", ge=0, le=1,
+        changeable=True,
     )
 
 

@@ -17,10 +17,12 @@ class WSDConfig(DecayConfig):
     """Warmup, stable and decay phases; the decay takes the last ``decay_pct`` of the run."""
 
     decay_pct: float = field(
-        "optimization/decay_pct", default=0.1, doc="fraction of total steps spent decaying", ge=0, le=1
+        "optimization/decay_pct", default=0.1, doc="fraction of total steps spent decaying", ge=0, le=1,
+        changeable=True,
     )
     decay_shape: Literal["linear", "sqrt", "cosine"] = field(
-        "optimization/decay_shape", default="linear", doc="shape of the decay: linear, sqrt (1 - sqrt) or cosine"
+        "optimization/decay_shape", default="linear", doc="shape of the decay: linear, sqrt (1 - sqrt) or cosine",
+        changeable=True,
     )
 
     def decay(self, total_steps: int) -> int:
