@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from theseus.data.chat import ENDOFTEXT, IM_END, IM_START, encode_chatml
-from theseus.data.tokenizer import vocab_sha256
+from theseus.data.vocab import vocab_sha256
 
 SPECIALS = (ENDOFTEXT, IM_START, IM_END)
 
