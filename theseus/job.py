@@ -44,7 +44,7 @@ from theseus.checkpoint import (
 from theseus.config import configuration, configure, missing_keys, to_tree, to_yaml
 from theseus.errors import CheckpointDamaged, ConfigError, Preempted, TheseusError
 from theseus.fsio import atomic_write_json, write_json_even_when_full
-from theseus.rundir import RunDirectory, new_run_id, now
+from theseus.rundir import RunDirectory, data_dir, new_run_id, now
 
 C = TypeVar("C")
 
@@ -78,7 +78,7 @@ class ExecutionSpec:
     @property
     def data_dir(self) -> Path:
         """``root/data``: tokenized datasets shared by every run under this root."""
-        return Path(self.root) / "data"
+        return data_dir(self.root)
 
 
 class BasicJob(Generic[C]):

@@ -2,9 +2,10 @@
 
 ::
 
+    OUT/data/<dataset>/                tokenized data, shared by the runs under OUT
     OUT/runs/<project>/<group>/<name>/
         config.yaml  job.json  status.json  metrics.jsonl  log.txt
-        checkpoints/<step>/   checkpoints/latest
+        checkpoints/<step>/   checkpoints/latest   (laid out by theseus.checkpoint)
         results/
         tensorboard/  wandb/   (when those sinks are enabled)
 
@@ -54,6 +55,11 @@ def iso(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
+def data_dir(root: str | Path) -> Path:
+    """``root/data``: the tokenized datasets every run under the output root ``root`` reads."""
+    return Path(root) / "data"
+
+
 def new_run_id() -> str:
     """A fresh run identifier: 8 lowercase hex digits (also the run's W&B id)."""
     return secrets.token_hex(4)
@@ -83,6 +89,12 @@ class RunDirectory:
     def name(self) -> str:
         """The run's name."""
         return self.path.name
+
+    @property
+    def output_root(self) -> Path | None:
+        """The output root ``OUT`` of ``OUT/runs/<project>/<group>/<name>``; ``None`` for a directory laid out otherwise."""
+        parents = self.path.resolve().parents
+        return parents[3] if len(parents) > 3 and parents[2].name == "runs" else None
 
     @property
     def config_path(self) -> Path:
@@ -273,6 +285,7 @@ def iter_runs(root: str | Path) -> Iterator[RunDirectory]:
         return
     for project in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for group in sorted(g for g in project.iterdir() if g.is_dir() and not g.name.startswith(".")):
-            for run in sorted(r for r in group.iterdir() if r.is_dir() and not r.name.startswith(".")):
-                if (run / "config.yaml").is_file() or (run / "status.json").is_file():
-                    yield RunDirectory(run)
+            for path in sorted(r for r in group.iterdir() if r.is_dir() and not r.name.startswith(".")):
+                run = RunDirectory(path)
+                if run.exists() or run.status_path.is_file():
+                    yield run

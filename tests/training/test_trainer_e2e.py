@@ -165,7 +165,7 @@ def test_standalone_evaluation_of_a_checkpoint(out, reference):
     ppl = json.loads((results / "shakespeare_ppl.json").read_text())
     assert ppl["metrics"]["perplexity"] > 1.0
     assert (results / "arithmetic.json").is_file()
-    _user_error(run_cli("run", "ev-missing", str(cfg), str(out), "evaluate.run=nope"), "no run 'nope'")
+    _user_error(run_cli("run", "ev-missing", str(cfg), str(out), "evaluate.run=nope"), "nope is not a run directory")
     _user_error(run_cli("run", "ev-bad", str(cfg), str(out), "eval.evaluations=[shakespere_ppl]"),
                 "did you mean shakespeare_ppl")
     _user_error(run_cli("run", "ev-family", str(cfg), str(out), "evaluate.run=tok"),

@@ -22,29 +22,11 @@ import numpy as np
 from theseus.data.tokenizer import Tokenizer
 from theseus.evaluation.batching import Row, make_batches
 from theseus.inference.generate import Generation, generate
+from theseus.inference.logits import ModelLogits
+
+__all__ = ["LogitsFn", "ModelLogits", "Runner", "Scores", "score_batch"]
 
 LogitsFn = Callable[[Any, jax.Array], jax.Array]
-
-
-@dataclass(frozen=True)
-class ModelLogits:
-    """``logits_fn`` of a flax module: ``model.apply({"params": params}, idx, deterministic=True)``.
-
-    Hashable by the module's configuration, so equal models share compiled kernels. With a
-    ``mesh`` and a theseus :class:`~theseus.model.module.Module`, the model's logical-axis
-    rules are active while tracing, so its activation sharding constraints apply.
-    """
-
-    model: Any
-    mesh: Any = None
-
-    def __call__(self, params: Any, idx: jax.Array) -> jax.Array:
-        if self.mesh is not None and hasattr(type(self.model), "sharding"):
-            from theseus.training.sharding import sharding_context
-
-            with sharding_context(self.model, self.mesh):
-                return self.model.apply({"params": params}, idx, deterministic=True)
-        return self.model.apply({"params": params}, idx, deterministic=True)
 
 
 @functools.partial(jax.jit, static_argnums=0)

@@ -27,13 +27,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from theseus.base import compile_cache
-from theseus.checkpoint import CheckpointConfig
+from theseus.checkpoint import PARAMS, CheckpointConfig
 from theseus.config import configure, field
 from theseus.errors import ConfigError, Preempted, TheseusError, TrainingDiverged
 from theseus.job import RestoreableJob
 from theseus.names import check_name
 from theseus.training.distributed import DistributedConfig
-from theseus.training.metrics import LoggingConfig, MetricsSink, format_line
+from theseus.training.metrics import LoggingConfig, MetricsSink, format_line, mfu_fields
 
 if TYPE_CHECKING:
     import optax
@@ -144,20 +144,14 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
         for name, registry in ((cls.schedule(), SCHEDULES), (cls.optimizer(), OPTIMIZERS)):
             if isinstance(name, str):
                 classes.append(registry[name].config)
-        evaluator_config = cls._evaluator_config()
-        if evaluator_config is not None:
-            classes.append(evaluator_config)
-        return [*classes, CheckpointConfig, LoggingConfig, DistributedConfig, compile_cache.CompileCacheConfig]
+        from theseus.evaluation import EvaluatorConfig
 
-    @classmethod
-    def _evaluator_config(cls) -> type[Any] | None:
-        try:
-            from theseus.evaluation import EvaluatorConfig
-        except ImportError:
-            return None
-        return EvaluatorConfig  # type: ignore[no-any-return]
+        return [
+            *classes, EvaluatorConfig, CheckpointConfig, LoggingConfig, DistributedConfig,
+            compile_cache.CompileCacheConfig,
+        ]
 
-    # ------------------------------------------------------------------ state the evaluator reads
+    # ------------------------------------------------------------------ what the evaluator reads (TrainerView)
 
     @property
     def params(self) -> Any:
@@ -172,6 +166,11 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
 
             self._tokenizer = tokenizer_from_identity(self.datasets[0].meta["tokenizer"])
         return self._tokenizer
+
+    @property
+    def step(self) -> int:
+        """The optimizer step the parameters are at."""
+        return int(self.state.step)
 
     # ------------------------------------------------------------------ the loop
 
@@ -224,12 +223,12 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
     def _setup_data(self) -> None:
         import jax
 
-        from theseus.data.loader import BatchSampler, TokenDataset, check_vocab
+        from theseus.data.loader import BatchSampler, TokenDataset, check_tokenizer, check_vocab
 
         args: BaseTrainerConfig = self.args
         if not args.data:
             raise ConfigError("training.data lists no datasets")
-        self.datasets = []
+        self.datasets: list[TokenDataset] = []
         for source in args.data:
             check_name(source.name, "dataset name in training.data")
             path = self.spec.data_dir / source.name
@@ -241,6 +240,14 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
             ds = TokenDataset.open(path)
             if self.model.vocab_size is not None:
                 check_vocab(ds.meta, int(self.model.vocab_size))
+            if self.datasets:  # a mixture must speak one tokenizer
+                first = self.datasets[0]
+                check_tokenizer(
+                    {**ds.meta, "dataset": source.name}, first.meta.get("tokenizer", {}),
+                    f"with the tokenizer of {first.name}",
+                    f"the datasets in training.data must share one tokenizer; tokenize {source.name} again "
+                    f"with {first.name}'s",
+                )
             self.datasets.append(ds)
         n_batch = int(self.mesh.shape["batch"])
         if args.batch_size <= 0 or args.batch_size % n_batch:
@@ -349,17 +356,17 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
                         f"({change}); tokenize it as it was, or start over with --fresh"
                     )
         elif jax.process_index() == 0:
-            self.run_dir.update_job(data=current)
+            self.run_dir.update_job(data=current, tokenizer=self.datasets[0].meta.get("tokenizer"))
 
     @staticmethod
     def _checkpoint_tree(state: Any) -> dict[str, Any]:
-        return {"step": state.step, "params": state.params, "opt_state": state.opt_state}
+        return {"step": state.step, PARAMS: state.params, "opt_state": state.opt_state}
 
     @staticmethod
     def _state_from_tree(tree: dict[str, Any]) -> Any:
         from theseus.training.step import TrainState
 
-        return TrainState(step=tree["step"], params=tree["params"], opt_state=tree["opt_state"])
+        return TrainState(step=tree["step"], params=tree[PARAMS], opt_state=tree["opt_state"])
 
     # ---- loop pieces
 
@@ -372,7 +379,7 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
 
         args: BaseTrainerConfig = self.args
         tokens_per_step = args.batch_size * self._block_size()
-        flops_per_step = self.model.flops_per_token(self._block_size()) * tokens_per_step
+        flops_per_token = self.model.flops_per_token(self._block_size())  # None: unknown, no MFU
         peak = peak_flops(configured=args.peak_flops, dtype=str(self.model.dtype))
         n_devices = jax.device_count()
         if self.start_step >= self.total_steps:
@@ -421,8 +428,7 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
                         step_time=elapsed / window_steps,
                         data_wait=data_wait / window_steps,
                         tokens_per_s=tokens_per_step * window_steps / elapsed,
-                        mfu=flops_per_step * window_steps / elapsed / (peak.flops * n_devices),
-                        mfu_peak_source=peak.source,
+                        **mfu_fields(flops_per_token, tokens_per_step * window_steps / elapsed, peak, n_devices),
                     )
                 if validate:
                     record.update(self._validate(final=last))
