@@ -229,7 +229,7 @@ def read_params(directory: str | Path, step: int) -> Any:
     import numpy as np
     import orbax.checkpoint as ocp
 
-    where = Path(directory) / str(step) / STATE_ITEM
+    where = Path(directory).resolve() / str(step) / STATE_ITEM  # orbax reads relative paths as nothing
     checkpointer = ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
     stored = checkpointer.metadata(where).item_metadata.tree
     if not isinstance(stored, dict) or PARAMS not in stored:

@@ -110,9 +110,9 @@ def field(
     numeric value (``None`` always passes); every layer checks them with the type.
     """
     if default is not NO_DEFAULT and default_factory is not NO_DEFAULT:
-        raise ValueError(f"field {key!r}: give default or default_factory, not both")
+        raise ConfigError(f"field {key!r}: give default or default_factory, not both")
     if not key or key.startswith("/") or key.endswith("/") or "." in key:
-        raise ValueError(f"field key {key!r} must be a slash path like 'section/name'")
+        raise ConfigError(f"field key {key!r} must be a slash path like 'section/name'")
     metadata = dict(kwargs.pop("metadata", {}) or {})
     metadata[FIELD_KEY] = key
     metadata[FIELD_DOC] = doc

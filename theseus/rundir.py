@@ -40,6 +40,13 @@ from theseus.fsio import (
 from theseus.names import check_name
 
 STATES = ("queued", "running", "completed", "failed", "preempted")
+
+#: names in the layout above (dispatch spells remote paths with them)
+RUNS = "runs"
+CONFIG_FILE = "config.yaml"
+STATUS_FILE = "status.json"
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINTS = "checkpoints"
 HEARTBEAT_STALE_S = 120.0
 
 
@@ -53,6 +60,11 @@ def iso(ts: float | None) -> str:
     if ts is None:
         return "-"
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def run_parts(project: str, group: str, name: str) -> tuple[str, str, str, str]:
+    """The path of a run under its output root, as parts: ``("runs", project, group, name)``."""
+    return (RUNS, project, group, name)
 
 
 def data_dir(root: str | Path) -> Path:
@@ -83,7 +95,7 @@ class RunDirectory:
         check_name(project, "project")
         check_name(group, "group")
         check_name(name, "run name")
-        return cls(Path(root) / "runs" / project / group / name)
+        return cls(Path(root).joinpath(*run_parts(project, group, name)))
 
     @property
     def name(self) -> str:
@@ -94,12 +106,12 @@ class RunDirectory:
     def output_root(self) -> Path | None:
         """The output root ``OUT`` of ``OUT/runs/<project>/<group>/<name>``; ``None`` for a directory laid out otherwise."""
         parents = self.path.resolve().parents
-        return parents[3] if len(parents) > 3 and parents[2].name == "runs" else None
+        return parents[3] if len(parents) > 3 and parents[2].name == RUNS else None
 
     @property
     def config_path(self) -> Path:
         """The resolved config (all that is needed to reproduce the run)."""
-        return self.path / "config.yaml"
+        return self.path / CONFIG_FILE
 
     @property
     def job_path(self) -> Path:
@@ -109,12 +121,12 @@ class RunDirectory:
     @property
     def status_path(self) -> Path:
         """State, pid, host, start/end, step and heartbeat."""
-        return self.path / "status.json"
+        return self.path / STATUS_FILE
 
     @property
     def metrics_path(self) -> Path:
         """One JSON record per log step."""
-        return self.path / "metrics.jsonl"
+        return self.path / METRICS_FILE
 
     @property
     def log_path(self) -> Path:
@@ -124,7 +136,7 @@ class RunDirectory:
     @property
     def checkpoints_dir(self) -> Path:
         """Orbax checkpoints, one directory per step."""
-        return self.path / "checkpoints"
+        return self.path / CHECKPOINTS
 
     @property
     def results_dir(self) -> Path:
@@ -280,7 +292,7 @@ def _holder_alive(status: dict[str, Any]) -> bool:
 
 def iter_runs(root: str | Path) -> Iterator[RunDirectory]:
     """Every run directory under ``root/runs`` (project/group/name), sorted."""
-    base = Path(root) / "runs"
+    base = Path(root) / RUNS
     if not base.is_dir():
         return
     for project in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):

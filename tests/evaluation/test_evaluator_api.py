@@ -178,6 +178,14 @@ def test_from_checkpoint_errors(tmp_path, setup, message):
         EvaluateTable.from_checkpoint(run, step=99 if "99" in message else None)
 
 
+def test_from_checkpoint_reads_a_relative_run_directory_and_the_tokenizer_job_json_records(tmp_path, monkeypatch):
+    run = make_run(tmp_path, random_table(VOCAB), tokenizer_meta=False)  # no data under OUT (a pulled run)
+    (run / "job.json").write_text(json.dumps({"tokenizer": TOK.identity()}))
+    monkeypatch.chdir(tmp_path)
+    ev = EvaluateTable.from_checkpoint(Path("runs/default/default/toy"))
+    assert ev.step == 7 and ev.tokenizer.identity() == TOK.identity()
+
+
 def test_from_checkpoint_without_a_known_tokenizer(tmp_path):
     run = make_run(tmp_path, random_table(VOCAB), tokenizer_meta=False)
     with pytest.raises(TheseusError, match="cannot tell which tokenizer"):

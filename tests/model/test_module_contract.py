@@ -17,6 +17,7 @@ import pytest
 from clihelp import run_cli, tokenize_tiny_shakespeare
 
 from theseus.base.hardware import PeakFlops
+from theseus.errors import TheseusError
 from theseus.model.flops import counted_flops_per_token
 from theseus.model.models import GPT
 from theseus.model.module import Module
@@ -112,6 +113,11 @@ class Bigram(Module):
     @nn.compact
     def __call__(self, idx, *, deterministic=True):
         return self.param("table", nn.initializers.zeros, (8, 8))[idx] + jnp.zeros(())
+
+
+def test_a_model_without_sharding_rules_is_told_in_one_line():
+    with pytest.raises(TheseusError, match="Module must define its sharding rules"):
+        _ = Module().sharding
 
 
 def test_a_model_without_matrix_products_has_unknown_flops_and_no_mfu():

@@ -16,6 +16,7 @@ from theseus.dispatch.shell import Raw, command, exports, join_path, word, write
 from theseus.dispatch.ship import Bundle
 from theseus.errors import TheseusError
 from theseus.request import Request
+from theseus.rundir import run_parts
 
 TIME_RE = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
 
@@ -91,7 +92,7 @@ class Plan:
 
     def run_dir(self, cfg: RemoteConfig) -> str:
         """The run directory the remote ``theseus run`` writes."""
-        return join_path(cfg.out, "runs", self.project, self.group, self.name)
+        return join_path(cfg.out, *run_parts(self.project, self.group, self.name))
 
     @property
     def time_s(self) -> int | None:

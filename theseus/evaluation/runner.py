@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from theseus.data.tokenizer import Tokenizer
+from theseus.errors import TheseusError
 from theseus.evaluation.batching import Row, make_batches
 from theseus.inference.generate import Generation, generate
 from theseus.inference.logits import ModelLogits
@@ -73,9 +74,11 @@ class Runner:
         mesh: Any = None,
     ) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise TheseusError(f"eval.batch_size must be >= 1, got {batch_size}")
         if context_length < 2:
-            raise ValueError(f"context_length must be >= 2, got {context_length}")
+            raise TheseusError(
+                f"the evaluation context must hold at least 2 tokens (eval.context_length), got {context_length}"
+            )
         self.logits_fn = logits_fn
         self.params_fn = params_fn
         self.tokenizer = tokenizer

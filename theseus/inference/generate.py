@@ -14,6 +14,7 @@ price that the model sees the padding tokens in front of shorter prompts.
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -126,8 +127,8 @@ def _check_arguments(
             raise TheseusError(
                 f"generate: prompt {i} is empty after tokenization; give it at least one token"
             )
-    if temperature < 0:
-        raise TheseusError(f"generate: temperature must be >= 0, got {temperature}")
+    if not temperature >= 0 or math.isinf(temperature):  # NaN fails the comparison
+        raise TheseusError(f"generate: temperature must be a number >= 0, got {temperature}")
     if top_k is not None and top_k < 1:
         raise TheseusError(f"generate: top_k must be >= 1, got {top_k}")
     if top_p is not None and not 0.0 < top_p <= 1.0:

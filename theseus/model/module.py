@@ -60,7 +60,9 @@ class Module(nn.Module):
     @property
     def sharding(self) -> ShardingRules:
         """Logical-axis rules ``[(Axes.X.value, Axis.SHARD | None), ...]`` for this model's parameters."""
-        raise NotImplementedError(f"{type(self).__name__} must define its sharding rules")
+        raise TheseusError(
+            f"{type(self).__name__} must define its sharding rules: the sharding property (see Module.sharding)"
+        )
 
     # ---- what trainers, evaluators and generators read (a subclass may redeclare these as fields)
 
