@@ -344,9 +344,7 @@ def flatten_tree(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         key = f"{prefix}{k}"
         if isinstance(v, Mapping) and v and not key.startswith("request"):
             out.update(flatten_tree(v, key + "."))
-        elif isinstance(v, Mapping) and not v:
-            out[key] = v
-        else:
+        else:  # a leaf, an empty section, or the request section
             out[key] = v
     return out
 

@@ -82,7 +82,12 @@ class ExecutionSpec:
 
 
 class BasicJob(Generic[C]):
-    """A unit of work with a config dataclass (``CONFIG``) hydrated into ``self.args``."""
+    """A unit of work with a config dataclass (``CONFIG``) hydrated into ``self.args``.
+
+    ``self.args`` is the ``CONFIG`` instance of this run (the name ``config`` is taken by the
+    class method that lists the config classes); ``self.spec`` is the run's identity and place
+    (:class:`ExecutionSpec`).
+    """
 
     CONFIG: ClassVar[type[Any]]
     #: True when the job checks :meth:`stop_requested` and saves before stopping; otherwise
@@ -203,11 +208,6 @@ class RestoreableJob(CheckpointedJob[C]):
             return None
         self.log.info("resuming %s from checkpoint step %d", self.spec.name, step)
         return found[0], found[1]
-
-    @classmethod
-    def from_checkpoint(cls, spec: ExecutionSpec, step: int) -> int:
-        """Roll run ``spec`` back to checkpoint ``step`` and continue it; returns the exit code."""
-        return restore_run(spec, step)
 
 
 # --------------------------------------------------------------------------- running

@@ -327,11 +327,6 @@ class BatchSampler:
         local = batch_size // process_count
         self._local = slice(process_index * local, (process_index + 1) * local)
 
-    @property
-    def local_batch_size(self) -> int:
-        """Rows this process gets per batch."""
-        return self.batch_size // self.process_count
-
     def _assemble(self, sources: list[_Source], step: int, validation: bool) -> Batch:
         order = permute(np.arange(self.batch_size), self.batch_size, (self.seed, step, "rows", validation))
         wanted = order[self._local]
