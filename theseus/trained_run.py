@@ -25,7 +25,7 @@ from typing import Any
 import flax.linen as nn
 from omegaconf import DictConfig
 
-from theseus.checkpoint import choose_intact, complete_steps, read_params
+from theseus.checkpoint import choose_intact, read_params
 from theseus.config import Schema, configure, load_yaml, resolve, schema
 from theseus.data.output import read_meta
 from theseus.data.tokenizer import Tokenizer, TokenizerConfig, get_tokenizer, tokenizer_from_identity
@@ -154,10 +154,6 @@ class TrainedRun:
         )
 
     # ------------------------------------------------------------------ checkpoints
-
-    def checkpoint_steps(self) -> list[int]:
-        """Steps of the run's complete checkpoints, ascending."""
-        return complete_steps(self.directory.checkpoints_dir)
 
     def newest_step(self) -> int:
         """The newest checkpoint whose files match their checksums (a damaged newer one is skipped, with a warning)."""

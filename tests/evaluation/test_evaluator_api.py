@@ -17,7 +17,7 @@ from theseus.errors import TheseusError
 from theseus.evaluation import Evaluator, EvaluatorConfig
 from theseus.job import ExecutionSpec
 from theseus.registry import JOBS
-from theseus.trained_run import abstract_params
+from theseus.trained_run import TrainedRun, abstract_params
 
 TOK = ByteTokenizer()
 register_toy_evaluation()
@@ -184,6 +184,8 @@ def test_from_checkpoint_reads_a_relative_run_directory_and_the_tokenizer_job_js
     monkeypatch.chdir(tmp_path)
     ev = EvaluateTable.from_checkpoint(Path("runs/default/default/toy"))
     assert ev.step == 7 and ev.tokenizer.identity() == TOK.identity()
+    run = TrainedRun.locate("toy", ".")
+    assert run.job_key == "test/table_lm" and run.newest_step() == 7 and run.path.name == "toy"
 
 
 def test_from_checkpoint_without_a_known_tokenizer(tmp_path):
