@@ -6,7 +6,8 @@ Layout under a run's ``checkpoints/``::
         state/           when every byte is on disk; then the primary process hashes every
         meta/            file into ``checksums.json``. A checkpoint is complete once its
         checksums.json   checksums are there, so an interrupted save is never chosen.
-    latest               the newest complete step, as text (this module is its only writer)
+    latest               the newest complete step, as text (this module is its only writer; for
+                         people and shell tools: ``theseus submit`` reads it on remote hosts)
     .damaged-<time>/     checkpoints whose files no longer match their checksums, set aside
     .superseded-<time>/  checkpoints set aside by ``theseus restore``
 
@@ -44,6 +45,12 @@ from theseus.rundir import now
 
 _STEP_DIR = re.compile(r"^\d+$")
 MANIFEST = "checksums.json"
+LATEST = "latest"
+#: the orbax items of a checkpoint: the saved pytree and its JSON metadata
+STATE_ITEM = "state"
+META_ITEM = "meta"
+#: where a training checkpoint's state keeps the model parameters (beside ``step`` and ``opt_state``)
+PARAMS = "params"
 #: set in a checkpoint's metadata: the checkpoint is complete only once its manifest exists
 _CHECKSUMMED = "checksummed"
 _ORBAX_DONE = "_CHECKPOINT_METADATA"
@@ -96,7 +103,7 @@ def is_complete(path: Path) -> bool:
         return False
     if (path / MANIFEST).exists():
         return True
-    meta = read_json(path / "meta" / "metadata")
+    meta = read_json(path / META_ITEM / "metadata")
     return not (isinstance(meta, dict) and meta.get(_CHECKSUMMED))
 
 
@@ -169,9 +176,9 @@ def refresh_latest(directory: str | Path) -> int | None:
     d = Path(directory)
     steps = complete_steps(d)
     if steps:
-        atomic_write_text(d / "latest", f"{steps[-1]}\n")
+        atomic_write_text(d / LATEST, f"{steps[-1]}\n")
         return steps[-1]
-    (d / "latest").unlink(missing_ok=True)
+    (d / LATEST).unlink(missing_ok=True)
     return None
 
 
@@ -214,10 +221,33 @@ def choose_intact(directory: str | Path, step: int | None = None) -> int:
 def read_meta(directory: str | Path, step: int) -> dict[str, Any]:
     """The JSON metadata saved with checkpoint ``step`` (empty when unreadable)."""
     try:
-        data = json.loads((Path(directory) / str(step) / "meta" / "metadata").read_text())
+        data = json.loads((Path(directory) / str(step) / META_ITEM / "metadata").read_text())
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def read_params(directory: str | Path, step: int) -> Any:
+    """The parameters alone (the state's :data:`PARAMS`) of checkpoint ``step``, as numpy arrays.
+
+    orbax restores them partially: the optimizer state, often twice their size, is never
+    read. Raises :class:`TheseusError` when the checkpoint holds no parameters.
+    """
+    import jax
+    import numpy as np
+    import orbax.checkpoint as ocp
+
+    where = Path(directory).resolve() / str(step) / STATE_ITEM  # orbax reads relative paths as nothing
+    checkpointer = ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
+    stored = checkpointer.metadata(where).item_metadata.tree
+    if not isinstance(stored, dict) or PARAMS not in stored:
+        raise TheseusError(f"checkpoint {where.parent} holds no {PARAMS!r} (is it a training checkpoint?)")
+    item = {PARAMS: jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), stored[PARAMS])}
+    restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), item)
+    restored = checkpointer.restore(
+        where, args=ocp.args.PyTreeRestore(item=item, restore_args=restore_args, partial_restore=True)
+    )
+    return restored[PARAMS]
 
 
 def list_checkpoints(directory: str | Path) -> list[CheckpointInfo]:
@@ -304,7 +334,9 @@ class CheckpointManager:
         try:
             self._ckpt.save(
                 target,
-                args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(record)),
+                args=ocp.args.Composite(
+                    **{STATE_ITEM: ocp.args.StandardSave(state), META_ITEM: ocp.args.JsonSave(record)}
+                ),
             )
         except Exception as exc:
             self._discard(step)
@@ -408,9 +440,11 @@ class CheckpointManager:
         target = jax.tree.map(abstract, _to_savable(template))
         restored = self._ckpt.restore(
             self.directory / str(step),
-            args=ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()),
+            args=ocp.args.Composite(
+                **{STATE_ITEM: ocp.args.StandardRestore(target), META_ITEM: ocp.args.JsonRestore()}
+            ),
         )
-        return restored["state"], dict(restored["meta"] or {})
+        return restored[STATE_ITEM], dict(restored[META_ITEM] or {})
 
     def restore_intact(self, template: Any, step: int | None = None) -> tuple[Any, dict[str, Any], int] | None:
         """Restore ``step``, or the newest checkpoint that passes its checksums and loads.

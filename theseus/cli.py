@@ -173,6 +173,7 @@ def configure(
     from theseus.fsio import atomic_write_text
     from theseus.job import resolve_job
     from theseus.request import request_section
+    from theseus.runconfig import carry_over
 
     _load_modules(load)
     key, job_cls = resolve_job(job)
@@ -234,24 +235,6 @@ def keys(job: str, prefix: str, load: tuple[str, ...]) -> None:
     Console(width=200 if not sys.stdout.isatty() else None).print(table)
 
 
-def carry_over(sch: Any, old: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Split an old YAML tree into values the new schema accepts and dropped keys."""
-    from theseus.config import check_value, flatten_tree, nest_tree
-
-    kept: dict[str, Any] = {}
-    dropped: list[str] = []
-    for key, value in flatten_tree({k: v for k, v in old.items() if k not in ("job", "request")}).items():
-        spec = sch.fields.get(key)
-        if spec is None:
-            dropped.append(key)
-            continue
-        try:
-            kept[key] = check_value(spec.type, value)
-        except Exception:
-            dropped.append(key)
-    return nest_tree(kept), dropped
-
-
 # --------------------------------------------------------------------------- run
 
 
@@ -287,23 +270,17 @@ def run(
     had completed; a new value for a fixed key is refused (`theseus keys JOB` shows which).
     """
     from theseus.job import ExecutionSpec, run_job
+    from theseus.runconfig import load_run_config
     from theseus.rundir import RunDirectory
 
     RunDirectory.of(out, name, project, group)  # the names are checked before anything else
     _load_modules(load)
-    key, cfg = load_job_config(yaml_path, overrides, job_key)
+    key, cfg = load_run_config(yaml_path, overrides, job_key)
     spec = ExecutionSpec(name=name, root=Path(out), project=project, group=group)
     outcome = run_job(
         key, cfg, spec, fresh=fresh, argv=sys.argv, linger=True, accept_data_change=accept_data_change
     )
     sys.exit(outcome.exit_code)
-
-
-def load_job_config(yaml_path: str, overrides: Sequence[str], job_key: str | None = None) -> tuple[str, Any]:
-    """Read a run YAML, check it against its job's schema, apply overrides."""
-    from theseus.runconfig import load_run_config
-
-    return load_run_config(yaml_path, overrides, job_key)
 
 
 # --------------------------------------------------------------------------- checkpoints / restore
@@ -733,8 +710,6 @@ def generate_text(
     load: tuple[str, ...],
 ) -> None:
     """Continue each --prompt with the newest (or --step) checkpoint of run NAME under OUT."""
-    import warnings
-
     for option, texts in (("--prompt", prompts), ("--stop", stops)):
         for i, text in enumerate(texts, 1):
             try:
@@ -744,52 +719,22 @@ def generate_text(
                     f"{option} number {i} is not valid UTF-8 (at character {exc.start}); pass UTF-8 text"
                 ) from None
     run = _existing_run(out, name, project, group)
-    config_path = run.path / "config.yaml"
-    if not config_path.is_file():
+    if not run.exists():
         raise TheseusError(f"run {name} has no config.yaml: it never started")
 
-    import jax
-
-    from theseus.config import load_yaml
-    from theseus.evaluation import Evaluator
-    from theseus.evaluation.checkpoint_run import load_run, model_class
-    from theseus.inference import generate_cached
-    from theseus.model.module import Module
+    from theseus.inference.from_run import generate_from_run
+    from theseus.trained_run import TrainedRun
 
     _load_modules(load)
-    trained = model_class(Evaluator, load_yaml(config_path), run.path)
-    if not (issubclass(trained, Module) and trained.can_decode()):
-        raise TheseusError(
-            f"run {name} trained a {trained.__name__}, which cannot generate: it does not implement Module.decoder()"
-        )
     logging.getLogger("absl").setLevel(logging.ERROR)  # orbax's notes on optional checkpoint metadata
-    loaded = load_run(Evaluator, run.path, step, (), None)
-    tokenizer = loaded.tokenizer
-    started = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        outputs = generate_cached(
-            loaded.model,
-            loaded.params,
-            [tokenizer.encode(prompt) for prompt in prompts],
-            max_new_tokens,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            eos_id=tokenizer.eot_id,
-            stop_strings=list(stops),
-            tokenizer=tokenizer,
-            rng=jax.random.key(seed),
-        )
-    seconds = time.perf_counter() - started
-    log = logging.getLogger("theseus")
-    for warning in caught:
-        log.warning("warning: %s", warning.message)
-    tokens = sum(len(o.tokens) for o in outputs)
-    log.info(
-        "run %s, checkpoint %d: %d tokens in %.2f s (compilation included)", name, loaded.step, tokens, seconds
+    done = generate_from_run(
+        TrainedRun.at(run), prompts, max_new_tokens, step=step, temperature=temperature, top_k=top_k,
+        top_p=top_p, seed=seed, stop_strings=stops,
     )
-    for i, (prompt, output) in enumerate(zip(prompts, outputs, strict=True)):
+    logging.getLogger("theseus").info(
+        "run %s, checkpoint %d: %d tokens in %.2f s (compilation included)", name, done.step, done.tokens, done.seconds
+    )
+    for i, (prompt, output) in enumerate(zip(prompts, done.outputs, strict=True)):
         if i:
             click.echo("-" * 40)
         click.echo(prompt + (output.text or ""))

@@ -124,9 +124,9 @@ def field(
     reference.
     """
     if default is not NO_DEFAULT and default_factory is not NO_DEFAULT:
-        raise ValueError(f"field {key!r}: give default or default_factory, not both")
+        raise ConfigError(f"field {key!r}: give default or default_factory, not both")
     if not key or key.startswith("/") or key.endswith("/") or "." in key:
-        raise ValueError(f"field key {key!r} must be a slash path like 'section/name'")
+        raise ConfigError(f"field key {key!r} must be a slash path like 'section/name'")
     metadata = dict(kwargs.pop("metadata", {}) or {})
     metadata[FIELD_KEY] = key
     metadata[FIELD_DOC] = doc
@@ -404,9 +404,7 @@ def flatten_tree(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         key = f"{prefix}{k}"
         if isinstance(v, Mapping) and v and not key.startswith("request"):
             out.update(flatten_tree(v, key + "."))
-        elif isinstance(v, Mapping) and not v:
-            out[key] = v
-        else:
+        else:  # a leaf, an empty section, or the request section
             out[key] = v
     return out
 

@@ -48,13 +48,12 @@ def export_run(run_dir: Path, dest: Path, *, step: int | None = None, dtype: str
     ``dtype`` (``float32``, ``bfloat16``, ``float16``) defaults to the dtype of the HF
     checkpoint the run started from, else to the parameters' dtype.
     """
-    from theseus.evaluation import Evaluator
-    from theseus.evaluation.checkpoint_run import load_run
     from theseus.model.hf.writer import write_checkpoint
+    from theseus.trained_run import TrainedRun
 
     if dtype is not None and dtype not in DTYPES:
         raise TheseusError(f"--dtype {dtype}: choose one of {', '.join(DTYPES)}")
-    run = load_run(Evaluator, run_dir, step, (), None)
+    run = TrainedRun.at(run_dir).load(step)
     config, tensors, copies = hf_checkpoint(run.model, run.params, run.tokenizer, dtype)
     files = write_checkpoint(dest, config, tensors, copies)
     return Exported(dest, run.step, str(config["model_type"]), len(tensors), files)

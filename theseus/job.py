@@ -52,7 +52,7 @@ from theseus.checkpoint import (
 from theseus.config import Schema, configuration, configure, missing_keys, schema, to_config, to_tree, to_yaml
 from theseus.errors import CheckpointDamaged, ConfigError, Preempted, TheseusError
 from theseus.fsio import atomic_write_json, write_json_even_when_full
-from theseus.rundir import RunDirectory, new_run_id, now
+from theseus.rundir import RunDirectory, data_dir, new_run_id, now
 
 C = TypeVar("C")
 
@@ -86,11 +86,16 @@ class ExecutionSpec:
     @property
     def data_dir(self) -> Path:
         """``root/data``: tokenized datasets shared by every run under this root."""
-        return Path(self.root) / "data"
+        return data_dir(self.root)
 
 
 class BasicJob(Generic[C]):
-    """A unit of work with a config dataclass (``CONFIG``) hydrated into ``self.args``."""
+    """A unit of work with a config dataclass (``CONFIG``) hydrated into ``self.args``.
+
+    ``self.args`` is the ``CONFIG`` instance of this run (the name ``config`` is taken by the
+    class method that lists the config classes); ``self.spec`` is the run's identity and place
+    (:class:`ExecutionSpec`).
+    """
 
     CONFIG: ClassVar[type[Any]]
     #: True when the job checks :meth:`stop_requested` and saves before stopping; otherwise
@@ -245,11 +250,6 @@ class RestoreableJob(CheckpointedJob[C]):
             return None
         self.log.info("resuming %s from checkpoint step %d", self.spec.name, step)
         return found[0], found[1]
-
-    @classmethod
-    def from_checkpoint(cls, spec: ExecutionSpec, step: int) -> int:
-        """Roll run ``spec`` back to checkpoint ``step`` and continue it; returns the exit code."""
-        return restore_run(spec, step)
 
 
 # --------------------------------------------------------------------------- running

@@ -128,15 +128,6 @@ class Registry(Generic[V]):
             self._resolve(key)
         return [(k, self._entries[k]) for k in sorted(self._entries)]
 
-    def register(self, key: str) -> Any:
-        """Decorator form of ``REGISTRY[key] = obj``."""
-
-        def deco(obj: V) -> V:
-            self[key] = obj
-            return obj
-
-        return deco
-
     @contextmanager
     def optional(self, *keys: str) -> Iterator[None]:
         """Register ``keys`` inside the block; if the block fails to import, mark them broken."""
@@ -164,8 +155,6 @@ OPTIMIZERS: Registry[Any] = Registry("optimizer", ("theseus.training.optimizers"
 """``(build, config)`` pairs by name, chosen by a trainer's ``optimizer()``."""
 SCHEDULES: Registry[Any] = Registry("schedule", ("theseus.training.schedules",))
 """``(build, config)`` pairs by name, chosen by a trainer's ``schedule()``."""
-
-ALL_REGISTRIES = (JOBS, DATASETS, EVALUATIONS, OPTIMIZERS, SCHEDULES)
 
 _plugins_loaded = False
 PLUGIN_ERRORS: dict[str, str] = {}

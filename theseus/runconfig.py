@@ -1,12 +1,14 @@
-"""Read a run YAML into a job key and a checked config (what ``theseus run`` and ``submit`` share)."""
+"""Run YAMLs: read one into a job key and a checked config (what ``theseus run`` and ``submit``
+share), and carry an old one's values over to another job's config (``theseus configure -p``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from omegaconf import DictConfig
 
-from theseus.config import ConfigError, load_yaml, resolve
+from theseus.config import ConfigError, Schema, check_value, flatten_tree, load_yaml, nest_tree, resolve
 
 
 def load_run_config(
@@ -37,3 +39,23 @@ def load_run_config(
             raise ConfigError(f"{exc} (is {yaml_path} written for job {key}?)") from None
         raise
     return key, cfg
+
+
+def carry_over(sch: Schema, old: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Split an old YAML tree into the values ``sch`` accepts (nested) and the dotted keys dropped.
+
+    A key is dropped when ``sch`` does not declare it or its value does not fit the key's
+    type; ``job`` and ``request`` are not config keys and are left to the caller.
+    """
+    kept: dict[str, Any] = {}
+    dropped: list[str] = []
+    for key, value in flatten_tree({k: v for k, v in old.items() if k not in ("job", "request")}).items():
+        spec = sch.fields.get(key)
+        if spec is None:
+            dropped.append(key)
+            continue
+        try:
+            kept[key] = check_value(spec.type, value)
+        except Exception:  # check_value's private mismatch, or a value its coercion refuses
+            dropped.append(key)
+    return nest_tree(kept), dropped

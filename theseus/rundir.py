@@ -2,10 +2,11 @@
 
 ::
 
+    OUT/data/<dataset>/                tokenized data, shared by the runs under OUT
     OUT/runs/<project>/<group>/<name>/
         config.yaml  job.json  status.json  metrics.jsonl  log.txt
         config_history.jsonl   (the config it started with, then each change and the step it took effect)
-        checkpoints/<step>/   checkpoints/latest
+        checkpoints/<step>/   checkpoints/latest   (laid out by theseus.checkpoint)
         results/
         tensorboard/  wandb/   (when those sinks are enabled)
 
@@ -40,6 +41,13 @@ from theseus.fsio import (
 from theseus.names import check_name
 
 STATES = ("queued", "running", "completed", "failed", "preempted")
+
+#: names in the layout above (dispatch spells remote paths with them)
+RUNS = "runs"
+CONFIG_FILE = "config.yaml"
+STATUS_FILE = "status.json"
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINTS = "checkpoints"
 HEARTBEAT_STALE_S = 120.0
 
 
@@ -53,6 +61,16 @@ def iso(ts: float | None) -> str:
     if ts is None:
         return "-"
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def run_parts(project: str, group: str, name: str) -> tuple[str, str, str, str]:
+    """The path of a run under its output root, as parts: ``("runs", project, group, name)``."""
+    return (RUNS, project, group, name)
+
+
+def data_dir(root: str | Path) -> Path:
+    """``root/data``: the tokenized datasets every run under the output root ``root`` reads."""
+    return Path(root) / "data"
 
 
 def new_run_id() -> str:
@@ -78,7 +96,7 @@ class RunDirectory:
         check_name(project, "project")
         check_name(group, "group")
         check_name(name, "run name")
-        return cls(Path(root) / "runs" / project / group / name)
+        return cls(Path(root).joinpath(*run_parts(project, group, name)))
 
     @property
     def name(self) -> str:
@@ -86,9 +104,15 @@ class RunDirectory:
         return self.path.name
 
     @property
+    def output_root(self) -> Path | None:
+        """The output root ``OUT`` of ``OUT/runs/<project>/<group>/<name>``; ``None`` for a directory laid out otherwise."""
+        parents = self.path.resolve().parents
+        return parents[3] if len(parents) > 3 and parents[2].name == RUNS else None
+
+    @property
     def config_path(self) -> Path:
         """The resolved config (all that is needed to reproduce the run)."""
-        return self.path / "config.yaml"
+        return self.path / CONFIG_FILE
 
     @property
     def config_history_path(self) -> Path:
@@ -103,12 +127,12 @@ class RunDirectory:
     @property
     def status_path(self) -> Path:
         """State, pid, host, start/end, step and heartbeat."""
-        return self.path / "status.json"
+        return self.path / STATUS_FILE
 
     @property
     def metrics_path(self) -> Path:
         """One JSON record per log step."""
-        return self.path / "metrics.jsonl"
+        return self.path / METRICS_FILE
 
     @property
     def log_path(self) -> Path:
@@ -118,7 +142,7 @@ class RunDirectory:
     @property
     def checkpoints_dir(self) -> Path:
         """Orbax checkpoints, one directory per step."""
-        return self.path / "checkpoints"
+        return self.path / CHECKPOINTS
 
     @property
     def results_dir(self) -> Path:
@@ -303,11 +327,12 @@ def _holder_alive(status: dict[str, Any]) -> bool:
 
 def iter_runs(root: str | Path) -> Iterator[RunDirectory]:
     """Every run directory under ``root/runs`` (project/group/name), sorted."""
-    base = Path(root) / "runs"
+    base = Path(root) / RUNS
     if not base.is_dir():
         return
     for project in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for group in sorted(g for g in project.iterdir() if g.is_dir() and not g.name.startswith(".")):
-            for run in sorted(r for r in group.iterdir() if r.is_dir() and not r.name.startswith(".")):
-                if (run / "config.yaml").is_file() or (run / "status.json").is_file():
-                    yield RunDirectory(run)
+            for path in sorted(r for r in group.iterdir() if r.is_dir() and not r.name.startswith(".")):
+                run = RunDirectory(path)
+                if run.exists() or run.status_path.is_file():
+                    yield run

@@ -110,7 +110,7 @@ def test_byte_chatml_exact_ids():
     assert [i for i, m in zip(ids, mask) if m] == [*b"yo", 258]
     assert tok.vocab_size == 259 and tok.eot_id == 256
     assert tok.decode([257, 104, 256]) == "<|im_start|>h<|endoftext|>"
-    with pytest.raises(ValueError):
+    with pytest.raises(TheseusError, match="outside the byte vocabulary"):
         tok.decode([259])
 
 

@@ -48,7 +48,8 @@ def test_api_reference_is_generated_from_the_docstrings(site):
         "config": ["field", "configure"],
         "model": ["Module", "sharding", "flops_per_token"],
         "trainer": ["BaseTrainer", "schedule", "evaluator", "BaseTrainerConfig"],
-        "evaluation": ["Evaluator", "from_trainer", "from_checkpoint"],
+        "evaluation": ["Evaluator", "from_trainer", "from_checkpoint", "TrainerView"],
+        "trained-run": ["TrainedRun", "locate", "load", "tokenizer"],
         "registry": ["Registry", "JOBS", "load_module"],
         "web": ["RunSummary", "add_source"],
     }

@@ -202,3 +202,7 @@ def test_run_argument_names_a_run_directory_or_a_run_under_out(tmp_path: Path):
         TheseusLM.create_from_arg_string(f"run=toy,out={tmp_path},group=other")
     with pytest.raises(TheseusError, match="needs model_args run="):
         TheseusLM.create_from_arg_string("step=3")
+    with pytest.raises(TheseusError, match="model_args step='last' must be a whole number"):
+        TheseusLM.create_from_arg_string(f"run={run_dir},step=last")
+    with pytest.raises(TheseusError, match="model_args max_gen_toks='many' must be a whole number"):
+        TheseusLM.create_from_arg_string(f"run={run_dir},max_gen_toks=many")

@@ -228,9 +228,9 @@ def test_patch_is_temporary():
 
 
 def test_field_rejects_bad_keys_and_double_defaults():
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="must be a slash path"):
         field("a.b", default=1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="not both"):
         field("a/b", default=1, default_factory=list)
 
 

@@ -238,7 +238,7 @@ import jax.numpy as jnp
 from theseus.export import hf_checkpoint
 from theseus.model.hf.writer import write_checkpoint
 from theseus.model.huggingface import HFCompat
-from theseus.data.hf_tokenizer import tokenizer_in
+from theseus.data.tokenizer import tokenizer_in
 
 model = HFCompat(id=sys.argv[1], block_size=16)
 params = model.pretrained_params()

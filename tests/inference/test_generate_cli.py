@@ -100,4 +100,4 @@ def test_bad_input_is_one_line(out, tmp_path):
     other.mkdir(parents=True)
     (other / "config.yaml").write_text("job: test/bigram\n")
     _user_error(run_cli("generate", "bigram", str(out), "--prompt", "a", "--load", str(plugin)),
-                "trained a Bigram")
+                "no complete checkpoint")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from theseus.config import build, configuration, configure
-from theseus.errors import ConfigError
+from theseus.errors import ConfigError, TheseusError
 from theseus.model.models import GPT
 from theseus.model.models.gpt import stack_layers, unstack_layers
 from theseus.model.module import Module
@@ -159,7 +159,7 @@ def test_variants_run_and_lay_out_their_parameters() -> None:
     assert logits.dtype == jnp.float32 and logits.shape == (2, 16, 128)
     np.testing.assert_array_equal(logits, again)
     assert not np.allclose(logits, dropped)
-    with pytest.raises(ValueError, match="block_size"):
+    with pytest.raises(TheseusError, match="longer than architecture.block_size=16"):
         jax.eval_shape(lambda p: model.apply({"params": p}, tokens(length=17)), params)
 
 

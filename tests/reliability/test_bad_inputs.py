@@ -1,5 +1,6 @@
 """Bad input through the real CLI: each ends in one line, exit 2, and writes nothing (issue 8, items 1, 3, 7-9, 12-14)."""
 
+import json
 import os
 import shutil
 
@@ -163,6 +164,23 @@ def test_errors_found_at_start_leave_no_run_behind(out, gpt, overrides, message)
     before = tree(out)
     one_line_error(run_cli("run", "start-error", str(gpt), str(out), *overrides), message)
     assert tree(out) == before
+
+
+def test_a_mixture_of_data_made_with_two_tokenizers_is_refused_before_anything_is_written(out, gpt):
+    other = out / "data" / "shakespeare_other"
+    shutil.copytree(out / "data" / "shakespeare", other)
+    try:
+        meta = json.loads((other / "meta.json").read_text())
+        meta["tokenizer"] = {**meta["tokenizer"], "backend": "tiktoken", "name": "r50k_base", "vocab_sha256": "x"}
+        (other / "meta.json").write_text(json.dumps(meta))
+        before = tree(out)
+        mixture = "training.data=[{name: shakespeare, rate: 1.0}, {name: shakespeare_other, rate: 1.0}]"
+        one_line_error(run_cli("run", "mixed", str(gpt), str(out), mixture),
+                       "data shakespeare_other was tokenized with tiktoken r50k_base, not with the tokenizer of "
+                       "shakespeare; the datasets in training.data must share one tokenizer")
+        assert tree(out) == before
+    finally:
+        shutil.rmtree(other)
 
 
 def test_a_run_that_never_reached_a_step_starts_again_with_a_corrected_config(out, echo):

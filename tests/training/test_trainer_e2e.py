@@ -71,6 +71,8 @@ def test_training_learns_and_leaves_an_inspectable_run(out, reference):
     assert last["tokens"] == 24 * 16 * 32  # exactly the steps the config implies
     status = json.loads((run_dir(out, "ref") / "status.json").read_text())
     assert status["state"] == "completed" and status["step"] == 24
+    job = json.loads((run_dir(out, "ref") / "job.json").read_text())
+    assert job["tokenizer"]["backend"] == "byte"  # the run knows its tokenizer without the data beside it
     listing = run_cli("checkpoints", "ref", str(out), check=True).stdout
     assert "24" in listing and "20" in listing and "latest" in listing
     ls = run_cli("ls", str(out), check=True).stdout
@@ -165,7 +167,7 @@ def test_standalone_evaluation_of_a_checkpoint(out, reference):
     ppl = json.loads((results / "shakespeare_ppl.json").read_text())
     assert ppl["metrics"]["perplexity"] > 1.0
     assert (results / "arithmetic.json").is_file()
-    _user_error(run_cli("run", "ev-missing", str(cfg), str(out), "evaluate.run=nope"), "no run 'nope'")
+    _user_error(run_cli("run", "ev-missing", str(cfg), str(out), "evaluate.run=nope"), "nope is not a run directory")
     _user_error(run_cli("run", "ev-bad", str(cfg), str(out), "eval.evaluations=[shakespere_ppl]"),
                 "did you mean shakespeare_ppl")
     _user_error(run_cli("run", "ev-family", str(cfg), str(out), "evaluate.run=tok"),

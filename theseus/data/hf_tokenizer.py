@@ -21,7 +21,7 @@ from tokenizers import Tokenizer as RustTokenizer
 
 from theseus.data.chat import TemplateChatEncoder
 from theseus.data.chat_template import ChatTemplate
-from theseus.data.tokenizer import vocab_sha256
+from theseus.data.vocab import vocab_sha256
 from theseus.errors import TheseusError
 
 TOKENIZER_FILES = [
@@ -171,15 +171,6 @@ class HuggingFaceTokenizer:
             "vocab_sha256": vocab_sha256((i, token.encode()) for token, i in vocab.items()),
             "file_sha256": hashlib.sha256(self.file.read_bytes()).hexdigest(),
         }
-
-
-def tokenizer_in(folder: Path) -> HuggingFaceTokenizer | None:
-    """The tokenizer of a model checkpoint folder, or ``None`` when it holds no ``tokenizer.json``."""
-    if not (folder / "tokenizer.json").is_file():
-        return None
-    from theseus.data.tokenizer import TokenizerConfig, get_tokenizer
-
-    return get_tokenizer(TokenizerConfig(backend="huggingface", path=str(folder)))  # type: ignore[return-value]
 
 
 def _content(value: Any) -> str | None:

@@ -174,14 +174,23 @@ def _show(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else repr(value)
 
 
-def check_tokenizer(meta: Mapping[str, Any], identity: Mapping[str, Any]) -> None:
-    """Raise :class:`TheseusError` unless the data was tokenized with the tokenizer ``identity`` describes."""
+def check_tokenizer(
+    meta: Mapping[str, Any],
+    identity: Mapping[str, Any],
+    against: str | None = None,
+    fix: str = "tokenize it again with this tokenizer (and another data.suffix) or change tokenizer.*",
+) -> None:
+    """Raise :class:`TheseusError` unless the data was tokenized with the tokenizer ``identity`` describes.
+
+    ``against`` names that tokenizer in the message (default: "the configured <backend> <name>");
+    ``fix`` says what to do.
+    """
     have = meta.get("tokenizer", {})
     if have.get("vocab_sha256") != identity.get("vocab_sha256"):
+        against = against or f"the configured {identity.get('backend')} {identity.get('name')}"
         raise TheseusError(
             f"data {meta.get('dataset')} was tokenized with {have.get('backend')} {have.get('name')}, "
-            f"not the configured {identity.get('backend')} {identity.get('name')}; "
-            "tokenize it again with this tokenizer (and another data.suffix) or change tokenizer.*"
+            f"not {against}; {fix}"
         )
 
 
@@ -317,11 +326,6 @@ class BatchSampler:
         self._val: list[_Source] | None = None
         local = batch_size // process_count
         self._local = slice(process_index * local, (process_index + 1) * local)
-
-    @property
-    def local_batch_size(self) -> int:
-        """Rows this process gets per batch."""
-        return self.batch_size // self.process_count
 
     def _assemble(self, sources: list[_Source], step: int, validation: bool) -> Batch:
         order = permute(np.arange(self.batch_size), self.batch_size, (self.seed, step, "rows", validation))

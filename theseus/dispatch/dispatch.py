@@ -249,7 +249,7 @@ def render(p: Plan) -> str:
             "1. ship the code (if the remote has no copy yet): a tar stream unpacked by",
             upload_script(p.code_dir(cfg)),
         ),
-        ("2. make sure the environment exists", script(setup_script(cfg.work, p.envspec(cfg), cfg.setup))),
+        ("2. make sure the environment exists", script(setup_script(cfg.work, p.env_recipe(cfg), cfg.setup))),
     ]
     for i, (title, text) in enumerate(BACKENDS[p.backend].scripts(p), start=3):
         steps.append((f"{i}. {title}", text))
@@ -277,11 +277,11 @@ def upload_script(code_dir: str) -> str:
 
 def prepare(remote: Remote, cfg: RemoteConfig, p: Plan) -> None:
     """Make sure ``remote`` has the code and the environment (each sent or built at most once)."""
-    spec = p.envspec(cfg)
+    recipe = p.env_recipe(cfg)
     code = p.code_dir(cfg)
     probe = script(
         f"if [ -f {word(join_path(code, '.complete'))} ]; then echo 'theseus-code: present'; fi\n"
-        f"if [ -f {word(join_path(env_dir(cfg.work, spec), MARKER))} ]; then echo 'theseus-env: present'; fi\n"
+        f"if [ -f {word(join_path(env_dir(cfg.work, recipe), MARKER))} ]; then echo 'theseus-env: present'; fi\n"
     )
     found = remote.run(probe, timeout=120).markers()
     if found.get("code") != "present":
@@ -292,10 +292,10 @@ def prepare(remote: Remote, cfg: RemoteConfig, p: Plan) -> None:
         remote.run_with_input(upload_script(code), data)
     if found.get("env") != "present":
         log.info(
-            "%s: building the environment %s (once; later submissions reuse it)", remote.where, spec.digest
+            "%s: building the environment %s (once; later submissions reuse it)", remote.where, recipe.digest
         )
         started = time.monotonic()
-        remote.run(script(setup_script(cfg.work, spec, cfg.setup)), timeout=3600)
+        remote.run(script(setup_script(cfg.work, recipe, cfg.setup)), timeout=3600)
         log.info("%s: environment ready in %.0f s", remote.where, time.monotonic() - started)
 
 
@@ -346,7 +346,7 @@ def launch(p: Plan) -> SubmittedRun:
         out=cfg.out,
         run_dir=p.run_dir(cfg),
         code=p.bundle.digest,
-        environment=p.envspec(cfg).digest,
+        environment=p.env_recipe(cfg).digest,
         env_keys=sorted(p.env),
         last={"state": "queued", "detail": "submitted", "step": None, "checked_at": time.time()},
         **fields,

@@ -28,7 +28,7 @@ MARKER = "theseus-env.json"
 
 
 @dataclass(frozen=True)
-class EnvSpec:
+class EnvRecipe:
     """Everything that decides an environment's contents."""
 
     python: str
@@ -83,9 +83,9 @@ def theseus_requirements(extras: list[str]) -> list[str]:
     return sorted(set(out))
 
 
-def env_spec(python: str, cfg: EnvironmentConfig) -> EnvSpec:
+def env_recipe(python: str, cfg: EnvironmentConfig) -> EnvRecipe:
     """The environment a host or cluster needs."""
-    return EnvSpec(
+    return EnvRecipe(
         python=python,
         requirements=tuple(theseus_requirements(cfg.extras) + list(cfg.packages)),
         pip_args=tuple(cfg.pip_args),
@@ -93,36 +93,36 @@ def env_spec(python: str, cfg: EnvironmentConfig) -> EnvSpec:
     )
 
 
-def env_dir(work: str, spec: EnvSpec) -> str:
+def env_dir(work: str, recipe: EnvRecipe) -> str:
     """The environment's directory on the remote."""
-    return join_path(work, "envs", spec.digest)
+    return join_path(work, "envs", recipe.digest)
 
 
-def python_in(work: str, spec: EnvSpec) -> str:
+def python_in(work: str, recipe: EnvRecipe) -> str:
     """The environment's interpreter on the remote."""
-    return join_path(env_dir(work, spec), "bin", "python")
+    return join_path(env_dir(work, recipe), "bin", "python")
 
 
-def setup_script(work: str, spec: EnvSpec, setup: list[str]) -> str:
+def setup_script(work: str, recipe: EnvRecipe, setup: list[str]) -> str:
     """Bash lines that make sure the environment exists (building it at most once, under a lock)."""
-    env = env_dir(work, spec)
+    env = env_dir(work, recipe)
     log = env + ".log"
-    python = word(spec.python)
-    site = ["--system-site-packages"] if spec.system_site_packages else []
+    python = word(recipe.python)
+    site = ["--system-site-packages"] if recipe.system_site_packages else []
     venv = command(python, "-m", "venv", *site, word(env))
     pip = command(
-        word(python_in(work, spec)),
+        word(python_in(work, recipe)),
         *("-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-q"),
-        *spec.pip_args,
+        *recipe.pip_args,
         *("-r", word(env + ".requirements.txt")),
     )
-    marker = json.dumps({"digest": spec.digest, "requirements": list(spec.requirements)}) + "\n"
+    marker = json.dumps({"digest": recipe.digest, "requirements": list(recipe.requirements)}) + "\n"
     build = "".join(
         [
             f"command -v {python} >/dev/null || "
-            f"{fail(f'python {spec.python!r} is not on the remote PATH; set python: to its full path')}\n",
+            f"{fail(f'python {recipe.python!r} is not on the remote PATH; set python: to its full path')}\n",
             f"rm -rf {word(env)}\n",
-            write_file(env + ".requirements.txt", "\n".join(spec.requirements) + "\n"),
+            write_file(env + ".requirements.txt", "\n".join(recipe.requirements) + "\n"),
             f"if ! {{ {venv} && {pip}; }} > {word(log)} 2>&1; then\n",
             f"  tail -n 15 {word(log)} | sed 's/^/theseus-log: /' >&2\n",
             f"  {fail(f'the environment failed to install (log: {log})')}\n",

@@ -117,7 +117,7 @@ def start_script(plan: Plan, index: int, coordinator: str | None, *, reveal: boo
 
 def free_port(remote: Remote, plan: Plan, host: HostConfig) -> int:
     """A free TCP port on the coordinator host (asked of the run's own interpreter)."""
-    py = word(python_in(host.work, plan.envspec(host)))
+    py = word(python_in(host.work, plan.env_recipe(host)))
     code = "import socket; s = socket.socket(); s.bind(('', 0)); print(s.getsockname()[1])"
     result = remote.run(script(f"printf 'theseus-port: '\n{py} -c {word(code)}\n"), timeout=60)
     port = result.markers().get("port", "")

@@ -11,11 +11,12 @@ import re
 from dataclasses import dataclass, field
 
 from theseus.dispatch.config import ClusterConfig, HostConfig, RemoteConfig
-from theseus.dispatch.environment import EnvSpec, env_spec, python_in
+from theseus.dispatch.environment import EnvRecipe, env_recipe, python_in
 from theseus.dispatch.shell import Raw, command, exports, join_path, word, write_file
 from theseus.dispatch.ship import Bundle
 from theseus.errors import TheseusError
 from theseus.request import Request
+from theseus.rundir import run_parts
 
 TIME_RE = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
 
@@ -69,13 +70,13 @@ class Plan:
             return self.cluster
         return self.hosts[0][1]
 
-    specs: dict[int, EnvSpec] = field(default_factory=dict, repr=False)
+    recipes: dict[int, EnvRecipe] = field(default_factory=dict, repr=False)
 
-    def envspec(self, cfg: RemoteConfig) -> EnvSpec:
+    def env_recipe(self, cfg: RemoteConfig) -> EnvRecipe:
         """The environment ``cfg`` needs (computed once per config)."""
-        if id(cfg) not in self.specs:
-            self.specs[id(cfg)] = env_spec(cfg.python, cfg.environment)
-        return self.specs[id(cfg)]
+        if id(cfg) not in self.recipes:
+            self.recipes[id(cfg)] = env_recipe(cfg.python, cfg.environment)
+        return self.recipes[id(cfg)]
 
     def job_dir(self, cfg: RemoteConfig, process: int | None = None) -> str:
         """This submission's job directory on ``cfg``'s machine.
@@ -91,7 +92,7 @@ class Plan:
 
     def run_dir(self, cfg: RemoteConfig) -> str:
         """The run directory the remote ``theseus run`` writes."""
-        return join_path(cfg.out, "runs", self.project, self.group, self.name)
+        return join_path(cfg.out, *run_parts(self.project, self.group, self.name))
 
     @property
     def time_s(self) -> int | None:
@@ -105,7 +106,7 @@ class Plan:
         for load in self.bundle.loads:
             loads += ["--load", word(join_path(self.code_dir(cfg), load)) if "/" in load else load]
         return command(
-            word(python_in(cfg.work, self.envspec(cfg))),
+            word(python_in(cfg.work, self.env_recipe(cfg))),
             *("-m", "theseus.cli", "run", self.name),
             word(join_path(job, "config.yaml")),
             word(cfg.out),
@@ -150,7 +151,7 @@ class Plan:
     def describe(self) -> list[str]:
         """The plan in a few lines, for ``--dry-run`` and the submission log."""
         cfg = self.primary
-        spec = self.envspec(cfg)
+        recipe = self.env_recipe(cfg)
         where = (
             f"cluster {self.target} (login {self.cluster.login or 'this machine'})"
             if self.cluster is not None
@@ -163,8 +164,8 @@ class Plan:
             + (f", time {self.time}" if self.time else "")
             + (f", partition {self.partition}" if self.partition else ""),
             f"code         {len(self.bundle.files)} files, digest {self.bundle.digest} -> {self.code_dir(cfg)}",
-            f"environment  {spec.digest} ({len(spec.requirements)} requirements, python {spec.python})"
-            f" -> {join_path(cfg.work, 'envs', spec.digest)}",
+            f"environment  {recipe.digest} ({len(recipe.requirements)} requirements, python {recipe.python})"
+            f" -> {join_path(cfg.work, 'envs', recipe.digest)}",
             f"job files    {self.job_dir(cfg)}",
             f"run dir      {self.run_dir(cfg)}",
         ]

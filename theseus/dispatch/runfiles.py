@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from theseus.checkpoint import LATEST
 from theseus.dispatch.shell import join_path, word
 from theseus.dispatch.ssh import Remote, RemoteError, Result
 from theseus.errors import TheseusError
 from theseus.fsio import atomic_write_json
+from theseus.rundir import CHECKPOINTS, METRICS_FILE, STATUS_FILE
 
 TAIL_LINES = 20
 PULL_MARKER = ".pulled.json"
@@ -59,10 +61,10 @@ def report_script(job_dir: str, run_dir: str | None) -> str:
         "fi",
     ]
     if run_dir is not None:
-        metrics = word(join_path(run_dir, "metrics.jsonl"))
+        metrics = word(join_path(run_dir, METRICS_FILE))
         lines += [
-            f"emit status {word(join_path(run_dir, 'status.json'))}",
-            f"emit checkpoint {word(join_path(run_dir, 'checkpoints', 'latest'))}",
+            f"emit status {word(join_path(run_dir, STATUS_FILE))}",
+            f"emit checkpoint {word(join_path(run_dir, CHECKPOINTS, LATEST))}",
             f"if [ -f {metrics} ]; then printf 'theseus-metrics: %s\\n' \"$(tail -n 1 {metrics} | base64 -w0)\"; fi",
         ]
     return "\n".join(lines) + "\n"
@@ -175,7 +177,7 @@ def pull_run(remote: Remote, run_dir: str, dest: Path, *, checkpoints: bool, ori
     """Copy the remote run directory to ``dest`` (checkpoints only if asked), replacing an earlier pull."""
     if dest.exists() and not (dest / PULL_MARKER).is_file():
         raise TheseusError(f"{dest} exists and is not a pulled copy: pull into another output root")
-    exclude = [] if checkpoints else ["--exclude=./checkpoints"]
+    exclude = [] if checkpoints else [f"--exclude=./{CHECKPOINTS}"]
     quoted = " ".join(exclude)
     script = (
         f"if [ ! -d {word(run_dir)} ]; then echo 'theseus-error: the run directory does not exist yet' >&2; exit 3; fi\n"

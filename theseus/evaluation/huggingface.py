@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, TypeVar
 
-from theseus.data.hf_tokenizer import tokenizer_in
+from theseus.data.tokenizer import tokenizer_in
 from theseus.errors import TheseusError
 from theseus.evaluation.evaluator import Evaluator, active_config
 from theseus.model.huggingface import HFCompat

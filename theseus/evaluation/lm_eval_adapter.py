@@ -44,15 +44,15 @@ from theseus.data.tokenizer import Tokenizer
 from theseus.evaluation.batching import Row, rolling_windows
 from theseus.evaluation.evaluator import Evaluator
 from theseus.evaluation.runner import LogitsFn, Runner
+from theseus.trained_run import TrainedRun
 
 
-def run_directory(run: str | None, out: str | None, project: str = "default", group: str = "default") -> Path:
-    """The run directory ``run`` names: a path, or a run name under the output root ``out``."""
-    from theseus.rundir import RunDirectory
-
-    if not run:
-        raise TheseusError("the theseus model needs model_args run=<run directory> (or run=<name>,out=<OUT>)")
-    return RunDirectory.of(out, run, project, group).path if out else Path(run)
+def _whole_number(name: str, value: int | str) -> int:
+    """``value`` as an int, or a one-line :class:`TheseusError` naming the model argument."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise TheseusError(f"model_args {name}={value!r} must be a whole number") from None
 
 
 def harness_main(args: Sequence[str]) -> int:
@@ -99,12 +99,14 @@ class TheseusLM(LM):
     ) -> None:
         super().__init__()
         if evaluator is None:
-            where = run_directory(run or run_dir, out, project, group)
+            if not (run or run_dir):
+                raise TheseusError("the theseus model needs model_args run=<run directory> (or run=<name>,out=<OUT>)")
+            where = TrainedRun.locate(str(run or run_dir), out, project, group)
             overrides = [f"eval.batch_size={batch_size}"] if str(batch_size).isdigit() else []
-            chosen = int(step) if step is not None else None
-            evaluator = Evaluator.from_checkpoint(where, chosen, overrides=overrides)
+            chosen = _whole_number("step", step) if step is not None else None
+            evaluator = Evaluator.from_checkpoint(where.path, chosen, overrides=overrides)
         self.evaluator = evaluator
-        self.max_gen_toks = int(max_gen_toks)
+        self.max_gen_toks = _whole_number("max_gen_toks", max_gen_toks)
 
     @classmethod
     def from_pieces(

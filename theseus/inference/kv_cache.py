@@ -190,7 +190,7 @@ def generate_cached(
         prompts_ids, max_new_tokens, temperature, top_k, top_p, stop_strings, tokenizer, max_length
     )
     if chunk < 1:
-        raise ValueError(f"chunk must be >= 1, got {chunk}")
+        raise TheseusError(f"generate: chunk must be >= 1, got {chunk}")
     rows = _truncate(prompts_ids, max_new_tokens, max_length)
     n = len(rows)
     batch = bucket(n, minimum=1)

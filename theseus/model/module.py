@@ -3,13 +3,15 @@
 A model is a :class:`flax.linen.Module` whose configurable attributes are declared with
 :func:`theseus.config.field`, so ``configure(MyModel)`` builds it from the active config.
 It says how its parameters are laid out on a device mesh through :attr:`Module.sharding`
-(logical axis name → mesh axis), creates every parameter with logical axis names
-(``nn.with_logical_partitioning``), and reports its cost for MFU through
-:meth:`Module.flops_per_token`.
+(logical axis name → mesh axis) and creates every parameter with logical axis names
+(``nn.with_logical_partitioning``). The contract is three members: :meth:`components`,
+:attr:`sharding` and ``__call__``.
 
-What trainers, evaluators and generators read from a model is declared here with a
-default: :attr:`Module.block_size` (the context length), :attr:`Module.vocab_size` (rows of
-the output distribution) and :meth:`Module.decoder` (the hook KV-cache generation uses).
+Everything else trainers, evaluators and generators read from a model is declared here
+with a default: :attr:`Module.block_size` (the context length), :attr:`Module.vocab_size`
+(rows of the output distribution), :meth:`Module.decoder` (the hook KV-cache generation
+uses; without it a model generates by recomputation) and :meth:`Module.flops_per_token`
+(its cost for MFU: counted from the forward pass unless the model states it).
 """
 
 from __future__ import annotations
@@ -38,9 +40,9 @@ ShardingRules = list[tuple[str, Axis | None]]
 class Module(nn.Module):
     """Base class of theseus models: config-bound fields, sharding rules, loss and cost.
 
-    Subclasses implement ``__call__``, :attr:`sharding`, :meth:`matmul_params` and
-    :meth:`attention_flops_per_token`, and list the sub-module classes that carry config
-    fields of their own in :meth:`components`.
+    Subclasses implement ``__call__(idx, *, deterministic=True) -> logits[B, T, V]`` and
+    :attr:`sharding`, and list the sub-module classes that carry config fields of their own
+    in :meth:`components`. The rest is optional (see the module doc).
     """
 
     param_dtype: DTypeName = field(
@@ -58,7 +60,9 @@ class Module(nn.Module):
     @property
     def sharding(self) -> ShardingRules:
         """Logical-axis rules ``[(Axes.X.value, Axis.SHARD | None), ...]`` for this model's parameters."""
-        raise NotImplementedError(f"{type(self).__name__} must define its sharding rules")
+        raise TheseusError(
+            f"{type(self).__name__} must define its sharding rules: the sharding property (see Module.sharding)"
+        )
 
     # ---- what trainers, evaluators and generators read (a subclass may redeclare these as fields)
 
@@ -139,22 +143,33 @@ class Module(nn.Module):
         target_logit = jnp.take_along_axis(shifted, safe_targets[..., None], axis=-1)[..., 0]
         return jnp.sum((log_norm - target_logit) * weights), jnp.sum(weights)
 
-    def matmul_params(self) -> int:
-        """Parameters that take part in matmuls, LM head included, input embedding lookups excluded."""
-        raise NotImplementedError(f"{type(self).__name__} must count its matmul parameters")
+    def matmul_params(self) -> int | None:
+        """Parameters that take part in matmuls, LM head included, input embedding lookups excluded.
+
+        ``None`` (the default): not stated, and :meth:`flops_per_token` counts the forward pass.
+        """
+        return None
 
     def attention_flops_per_token(self, seq_len: int) -> float:
-        """Training FLOPs per token spent in attention scores and values at ``seq_len``."""
-        raise NotImplementedError(f"{type(self).__name__} must give its attention FLOPs")
+        """Training FLOPs per token spent in attention scores and values at ``seq_len`` (with :meth:`matmul_params`)."""
+        return 0.0
 
-    def flops_per_token(self, seq_len: int) -> float:
-        """Training FLOPs (forward + backward) per token, PaLM appendix B: ``6N + attention``.
+    def flops_per_token(self, seq_len: int) -> float | None:
+        """Training FLOPs (forward + backward) per token at ``seq_len``, for MFU; ``None``: unknown.
 
-        For a standard transformer the attention term is ``12·L·H·Q·T`` (layers, heads,
-        head dim, sequence length). Causal masking is *not* credited: the full ``T x T``
-        score matrix is counted, as in PaLM, nanoGPT and torchtitan.
+        A model that states :meth:`matmul_params` gets PaLM's appendix B, ``6N + attention``
+        (for a standard transformer the attention term is ``12·L·H·Q·T``: layers, heads, head
+        dim, sequence length; causal masking is *not* credited, as in PaLM, nanoGPT and
+        torchtitan). Any other model's matrix products are counted from its forward pass
+        (:func:`theseus.model.flops.counted_flops_per_token`, the same convention); override
+        this for more precision. When it is ``None`` the trainer reports no MFU.
         """
-        return 6.0 * self.matmul_params() + self.attention_flops_per_token(seq_len)
+        matmul = self.matmul_params()
+        if matmul is None:
+            from theseus.model.flops import counted_flops_per_token
+
+            return counted_flops_per_token(self, seq_len)
+        return 6.0 * matmul + self.attention_flops_per_token(seq_len)
 
     def activation_bytes(self, batch: int, seq_len: int) -> float | None:
         """A lower bound on the bytes of activations a training step keeps for ``batch`` sequences of ``seq_len``.

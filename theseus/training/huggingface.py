@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from theseus.config import field
-from theseus.data.hf_tokenizer import tokenizer_in
-from theseus.errors import TheseusError
+from theseus.data.tokenizer import tokenizer_in
 from theseus.training.trainer import BaseTrainer, BaseTrainerConfig
 
 if TYPE_CHECKING:
@@ -74,20 +73,19 @@ class HFTrainer(BaseTrainer[HFTrainerConfig, ModelT], Generic[ModelT]):
 
     def _check_data_tokenizer(self) -> None:
         """Refuse data tokenized with something else than the checkpoint's tokenizer (one line)."""
+        from theseus.data.loader import check_tokenizer
         from theseus.data.output import read_meta
 
         tokenizer = tokenizer_in(self.model.checkpoint.path)
         if tokenizer is None:
             return
-        want = tokenizer.identity()
         for source in self.args.data:
             meta = read_meta(self.spec.data_dir / source.name)
-            have = (meta or {}).get("tokenizer") or {}
-            if meta is not None and have.get("vocab_sha256") != want["vocab_sha256"]:
-                raise TheseusError(
-                    f"data {source.name} was tokenized with {have.get('backend')} {have.get('name')}, not with the "
-                    f"tokenizer of {self.model.id}; tokenize it with tokenizer.backend=huggingface "
-                    f"tokenizer.path={self.model.checkpoint.path} (and another data.suffix)"
+            if meta is not None:
+                check_tokenizer(
+                    {**meta, "dataset": source.name}, tokenizer.identity(), f"with the tokenizer of {self.model.id}",
+                    f"tokenize it with tokenizer.backend=huggingface tokenizer.path={self.model.checkpoint.path} "
+                    "(and another data.suffix)",
                 )
 
     def initial_state(self, tx: optax.GradientTransformation, rng: Any) -> tuple[Any, Any]:

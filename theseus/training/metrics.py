@@ -15,11 +15,14 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from theseus.config import field, load_yaml
 from theseus.errors import TheseusError
 from theseus.rundir import RunDirectory, now
+
+if TYPE_CHECKING:
+    from theseus.base.hardware import PeakFlops
 
 log = logging.getLogger("theseus")
 
@@ -139,6 +142,19 @@ class MetricsSink:
         trackers, self.trackers = self.trackers, []
         for tracker in trackers:
             tracker.close()
+
+
+def mfu_fields(
+    flops_per_token: float | None, tokens_per_s: float, peak: PeakFlops, n_devices: int
+) -> dict[str, Any]:
+    """``mfu`` (model FLOPs per second over the devices' peak) and ``mfu_peak_source`` for a record.
+
+    Empty when the model's FLOPs are unknown (``flops_per_token`` is ``None``): such a
+    record has no ``mfu`` rather than a made-up one.
+    """
+    if flops_per_token is None:
+        return {}
+    return {"mfu": flops_per_token * tokens_per_s / (peak.flops * n_devices), "mfu_peak_source": peak.source}
 
 
 def format_line(record: dict[str, Any], total_steps: int) -> str:

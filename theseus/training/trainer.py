@@ -29,14 +29,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from theseus.base import compile_cache
-from theseus.checkpoint import CheckpointConfig
+from theseus.checkpoint import PARAMS, CheckpointConfig
 from theseus.config import configure, field, key_of
 from theseus.errors import ConfigError, Preempted, TheseusError, TrainingDiverged
 from theseus.job import RestoreableJob
 from theseus.names import check_name
 from theseus.progress import Progress
 from theseus.training.distributed import DistributedConfig
-from theseus.training.metrics import LoggingConfig, MetricsSink, format_figures, format_line
+from theseus.training.metrics import LoggingConfig, MetricsSink, format_figures, format_line, mfu_fields
 
 if TYPE_CHECKING:
     import optax
@@ -169,20 +169,14 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
         for name, registry in ((cls.schedule(), SCHEDULES), (cls.optimizer(), OPTIMIZERS)):
             if isinstance(name, str):
                 classes.append(registry[name].config)
-        evaluator_config = cls._evaluator_config()
-        if evaluator_config is not None:
-            classes.append(evaluator_config)
-        return [*classes, CheckpointConfig, LoggingConfig, DistributedConfig, compile_cache.CompileCacheConfig]
+        from theseus.evaluation import EvaluatorConfig
 
-    @classmethod
-    def _evaluator_config(cls) -> type[Any] | None:
-        try:
-            from theseus.evaluation import EvaluatorConfig
-        except ImportError:
-            return None
-        return EvaluatorConfig  # type: ignore[no-any-return]
+        return [
+            *classes, EvaluatorConfig, CheckpointConfig, LoggingConfig, DistributedConfig,
+            compile_cache.CompileCacheConfig,
+        ]
 
-    # ------------------------------------------------------------------ state the evaluator reads
+    # ------------------------------------------------------------------ what the evaluator reads (TrainerView)
 
     @property
     def params(self) -> Any:
@@ -197,6 +191,11 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
 
             self._tokenizer = tokenizer_from_identity(self.datasets[0].meta["tokenizer"])
         return self._tokenizer
+
+    @property
+    def step(self) -> int:
+        """The optimizer step the parameters are at."""
+        return int(self.state.step)
 
     # ------------------------------------------------------------------ the loop
 
@@ -260,12 +259,12 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
     def _setup_data(self) -> None:
         import jax
 
-        from theseus.data.loader import BatchSampler, TokenDataset, check_vocab
+        from theseus.data.loader import BatchSampler, TokenDataset, check_tokenizer, check_vocab
 
         args: BaseTrainerConfig = self.args
         if not args.data:
             raise ConfigError("training.data lists no datasets")
-        self.datasets = []
+        self.datasets: list[TokenDataset] = []
         for source in args.data:
             check_name(source.name, "dataset name in training.data")
             path = self.spec.data_dir / source.name
@@ -274,7 +273,16 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
                     f"no tokenized dataset {source.name!r} under {self.spec.data_dir}; "
                     "run a data/tokenize_* job with the same OUT first"
                 )
-            self.datasets.append(TokenDataset.open(path))
+            ds = TokenDataset.open(path)
+            if self.datasets:  # a mixture must speak one tokenizer
+                first = self.datasets[0]
+                check_tokenizer(
+                    {**ds.meta, "dataset": source.name}, first.meta.get("tokenizer", {}),
+                    f"with the tokenizer of {first.name}",
+                    f"the datasets in training.data must share one tokenizer; tokenize {source.name} again "
+                    f"with {first.name}'s",
+                )
+            self.datasets.append(ds)
         self._follow_data_vocab()
         if self.model.vocab_size is not None:
             for ds in self.datasets:
@@ -334,9 +342,10 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
         micro = args.batch_size // int(self.mesh.shape["batch"]) // self.accum_steps
         activations = self.model.activation_bytes(micro, block)
         capacity = device_memory_bytes()
-        if activations is None or capacity is None:
+        matmul = self.model.matmul_params()
+        if activations is None or capacity is None or matmul is None:
             return
-        weights = 2.0 * self.model.matmul_params() * self.model.weight_dtype.itemsize
+        weights = 2.0 * matmul * self.model.weight_dtype.itemsize
         need = (activations + weights) / args.shard
         if need > capacity:
             gib = 2.0**30
@@ -443,17 +452,17 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
             )
             self.record_config_event("data", self.resume_step(), data=changed)
         if (changed or not resuming or not isinstance(recorded, dict)) and jax.process_index() == 0:
-            self.run_dir.update_job(data=current)
+            self.run_dir.update_job(data=current, tokenizer=self.datasets[0].meta.get("tokenizer"))
 
     @staticmethod
     def _checkpoint_tree(state: Any) -> dict[str, Any]:
-        return {"step": state.step, "params": state.params, "opt_state": state.opt_state}
+        return {"step": state.step, PARAMS: state.params, "opt_state": state.opt_state}
 
     @staticmethod
     def _state_from_tree(tree: dict[str, Any]) -> Any:
         from theseus.training.step import TrainState
 
-        return TrainState(step=tree["step"], params=tree["params"], opt_state=tree["opt_state"])
+        return TrainState(step=tree["step"], params=tree[PARAMS], opt_state=tree["opt_state"])
 
     # ---- loop pieces
 
@@ -466,7 +475,7 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
 
         args: BaseTrainerConfig = self.args
         tokens_per_step = args.batch_size * self._block_size()
-        flops_per_step = self.model.flops_per_token(self._block_size()) * tokens_per_step
+        flops_per_token = self.model.flops_per_token(self._block_size())  # None: unknown, no MFU
         peak = peak_flops(configured=args.peak_flops, dtype=str(self.model.dtype))
         n_devices = jax.device_count()
         if self.start_step >= self.total_steps:
@@ -517,8 +526,7 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
                         step_time=elapsed / window_steps,
                         data_wait=data_wait / window_steps,
                         tokens_per_s=tokens_per_step * window_steps / elapsed,
-                        mfu=flops_per_step * window_steps / elapsed / (peak.flops * n_devices),
-                        mfu_peak_source=peak.source,
+                        **mfu_fields(flops_per_token, tokens_per_step * window_steps / elapsed, peak, n_devices),
                     )
                 if validate:
                     record.update(self._validate(final=last))

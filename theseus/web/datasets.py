@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from theseus.data.output import PROGRESS, read_meta
+from theseus.rundir import data_dir
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def summarize_dataset(path: Path) -> DatasetSummary | None:
 
 def list_datasets(root: Path) -> list[DatasetSummary]:
     """Every dataset directory under ``root/data``, sorted by name (unfinished ones included)."""
-    base = root / "data"
+    base = data_dir(root)
     if not base.is_dir():
         return []
     out = []

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from theseus.base.axis import Axis
 from theseus.config import field
-from theseus.errors import ConfigError
+from theseus.errors import ConfigError, TheseusError
 from theseus.model.axes import Axes
 from theseus.model.layers import Embedding, Linear, MLPKind, Norm, NormKind, TransformerBlock
 from theseus.model.module import Module, ShardingRules
@@ -190,7 +190,10 @@ class GPT(Module):
         """
         length = idx.shape[-1]
         if self.position == "learned" and length > self.block_size:
-            raise ValueError(f"sequence of {length} tokens exceeds block_size={self.block_size}")
+            raise TheseusError(
+                f"a sequence of {length} tokens is longer than architecture.block_size={self.block_size}, "
+                "which a GPT with learned positions cannot exceed; use a context of at most that many tokens"
+            )
         if positions is None:
             positions = jnp.arange(length, dtype=jnp.int32)
         dtype, param_dtype = self.compute_dtype, self.weight_dtype
