@@ -90,7 +90,10 @@ def test_ctrl_c_during_start_up_ends_with_one_line_and_exit_130(out, gpt, moment
     said = [line for line in err.splitlines() if line.strip() and not line.startswith("[theseus]")]
     assert len(said) == 1 and said[0].startswith("interrupted"), err
     assert "Traceback" not in err and "Segmentation" not in err
-    assert state(out, name) == (None if moment == "importing" else "failed")
+    if moment == "importing":  # how far 1 s gets depends on the machine: no run yet, or one marked failed
+        assert state(out, name) in (None, "failed")
+    else:
+        assert state(out, name) == "failed"
     if moment == "compiling the training step":
         assert "stopped before its first step" in said[0]
         record = json.loads((run_dir(out, name) / "status.json").read_text())
