@@ -1,6 +1,7 @@
 """The loader: pure-function batches, disjoint processes, epochs, mixtures, masks, validation, errors."""
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -195,6 +196,20 @@ def test_prefetcher_matches_the_sampler_and_stops(counting):
         next(failing)
     failing.close()
     assert not failing._thread.is_alive()
+
+
+def test_prefetcher_places_each_batch_on_its_own_thread(counting):
+    sampler = BatchSampler(counting, batch_size=4, block_size=T, seed=4)
+    threads = []
+
+    def place(batch):
+        threads.append(threading.current_thread().name)
+        return {"doubled": batch["x"] * 2}
+
+    with Prefetcher(sampler, start_step=3, depth=2, place=place) as batches:
+        for step, placed in zip(range(3, 6), batches):
+            assert (placed["doubled"] == sampler.batch(step)["x"] * 2).all()
+    assert set(threads) == {"theseus-prefetch"}
 
 
 def test_reads_what_the_tokenize_job_wrote(tmp_path):
