@@ -63,9 +63,9 @@ def batches(padded: bool) -> list[dict[str, np.ndarray]]:
     return [out[i % 2] for i in range(STEPS)]
 
 
-def run_variant(name: str) -> dict[str, list[float]]:
-    """Train variant ``name`` for STEPS AdamW steps on one device; its losses and gradient norms."""
-    settings = dict(VARIANTS[name])
+def run_variant(name: str, **changes: Any) -> dict[str, list[float]]:
+    """Train variant ``name`` (with ``changes``) for STEPS AdamW steps on one device; losses and gradient norms."""
+    settings = {**VARIANTS[name], **changes}
     accum = settings.pop("accum", 1)
     padded = settings.pop("padded", False)
     model = GPT(**BASE, **settings)
@@ -73,6 +73,7 @@ def run_variant(name: str) -> dict[str, list[float]]:
     tx = build_optimizer("adamw", 3e-3, AdamWConfig(weight_decay=0.1, grad_clip=1.0))
     state, shardings = init_train_state(model, tx, mesh, jax.random.key(0), (1, BASE["block_size"]))
     step = make_train_step(model, tx, mesh=mesh, state_shardings=shardings, accum_steps=accum)
+    assert all(leaf.dtype == jax.numpy.float32 for leaf in jax.tree_util.tree_leaves(state.params))
     losses, norms = [], []
     for batch in batches(padded):
         state, metrics = step(state, shard_batch(microbatches(batch, accum), mesh), jax.random.key(1))
@@ -93,6 +94,12 @@ def test_loss_curve_is_unchanged_by_optimisations(before, name: str) -> None:
     assert now["loss"][-1] < now["loss"][0] - 0.3  # it learns the two batches
     np.testing.assert_allclose(now["loss"], before[name]["loss"], atol=LOSS_ATOL, rtol=0)
     np.testing.assert_allclose(now["grad_norm"], before[name]["grad_norm"], rtol=GRAD_RTOL)
+
+
+def test_mixed_precision_keeps_float32_parameters_and_follows_the_float32_curve(before) -> None:
+    now = run_variant("rope_gelu_scan_tied", dtype="bfloat16")  # bf16 activations and matmuls
+    np.testing.assert_allclose(now["loss"], before["rope_gelu_scan_tied"]["loss"], atol=0.01, rtol=0)
+    assert now["loss"] != before["rope_gelu_scan_tied"]["loss"]  # it did compute in bfloat16
 
 
 if __name__ == "__main__":
