@@ -12,6 +12,7 @@ import numpy as np
 from theseus.model.axes import Axes
 from theseus.model.layers import Linear, Norm, apply_rope, rope_angles, softmax_attention
 from theseus.model.layers.attention import resolve_attention, visible_keys
+from theseus.model.layers.linear import matmul
 
 
 def test_rope_scores_depend_only_on_relative_position() -> None:
@@ -91,3 +92,15 @@ def test_auto_attention_is_cudnn_only_on_gpus_in_half_precision() -> None:
     assert resolve_attention("auto", jnp.bfloat16, "tpu") == "einsum"
     assert resolve_attention("xla", jnp.float32, "gpu") == "xla"
     assert resolve_attention("auto", jnp.float32) == "einsum"  # this machine
+
+
+def test_cpu_matmul_gradients_equal_the_plain_product() -> None:
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(6, 8)), jnp.float32)
+    for w_shape in ((8, 5), (8, 20), (8, 8)):  # tall, wide (a tied head), square
+        w = jnp.asarray(rng.normal(size=w_shape), jnp.float32)
+        out = jnp.asarray(rng.normal(size=(6, w_shape[1])), jnp.float32)
+        ours = jax.grad(lambda x, w, out=out: jnp.sum(matmul(x, w) * out), argnums=(0, 1))(x, w)
+        plain = jax.grad(lambda x, w, out=out: jnp.sum((x @ w) * out), argnums=(0, 1))(x, w)
+        for a, b in zip(ours, plain):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
