@@ -120,6 +120,8 @@ def test_unrolled_layer_scan_matches_the_loop(unrolled) -> None:
         loss_and_grads(GPT(**TINY)), loss_and_grads(GPT(**TINY, scan_unroll=1))
     )
     assert GPT(**TINY).layers_per_iteration == 2 and GPT(**TINY, remat="full").layers_per_iteration == 1
+    assert GPT(**{**TINY, "n_layers": 12}).layers_per_iteration == 1  # deep: compile time flat in depth
+    assert GPT(**{**TINY, "n_layers": 12}, scan_unroll=12).layers_per_iteration == 12
     assert " while(" not in unrolled_hlo and " while(" in looped_hlo
     jax.tree_util.tree_map(lambda x, y: np.testing.assert_allclose(x, y, atol=1e-6, rtol=1e-5), unrolled_out, looped_out)
 

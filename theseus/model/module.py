@@ -128,9 +128,9 @@ def _cross_entropy_forward(
     logits: jax.Array, targets: jax.Array
 ) -> tuple[jax.Array, tuple[jax.Array, jax.Array, jax.Array]]:
     peak = jnp.max(logits, axis=-1, keepdims=True)
-    shifted = logits - peak
-    log_norm = jnp.log(jnp.sum(jnp.exp(shifted), axis=-1))
-    target_logit = jnp.take_along_axis(shifted, targets[..., None], axis=-1)[..., 0]
+    log_norm = jnp.log(jnp.sum(jnp.exp(logits - peak), axis=-1))
+    # shifted by the max like the exponentials, but only at the targets: no [..., V] array is stored
+    target_logit = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0] - peak[..., 0]
     return log_norm - target_logit, (logits, peak[..., 0] + log_norm, targets)
 
 

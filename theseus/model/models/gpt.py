@@ -29,6 +29,7 @@ REMAT_POLICIES: dict[str, Callable[..., bool] | None] = {
     "dots_saveable": jax.checkpoint_policies.dots_saveable,
     "dots_with_no_batch_dims_saveable": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
 }
+UNROLL_UP_TO = 8  # layers a scanned model unrolls when scan_unroll is 0
 SCANNED = "blocks"
 UNSCANNED = "block_{}"
 
@@ -72,7 +73,8 @@ class GPT(Module):
     )
     scan_unroll: int = field(
         "architecture/scan_unroll", default=0,
-        doc="layers per iteration of the layer scan; 0: all (no loop, fastest step), or 1 with remat; 1: compile time flat in depth",
+        doc="layers per scan iteration; 0: all of them (no loop, faster steps) up to 8 layers without remat, else 1 "
+        "(compile time flat in depth)",
     )
     attention: AttentionKind = field(
         "architecture/attention", default="auto",
@@ -196,13 +198,15 @@ class GPT(Module):
     def layers_per_iteration(self) -> int:
         """How many layers one iteration of the layer scan runs.
 
-        ``scan_unroll`` when set; otherwise all of them (no loop: XLA schedules the whole
-        step at once, with no per-layer copies into stacked buffers), except with ``remat``:
-        only a loop makes XLA recompute one layer at a time, so then 1.
+        ``scan_unroll`` when set. Otherwise all of them for up to :data:`UNROLL_UP_TO` layers
+        (no loop: no per-layer copies into stacked buffers, about a sixth of a CPU step at
+        the benchmark shape), else 1 (compile time stays flat in depth; unrolled, it grows
+        by about half a second per layer). With ``remat`` also 1: only a loop makes XLA
+        recompute one layer at a time.
         """
         if self.scan_unroll:
             return min(self.scan_unroll, self.n_layers)
-        return 1 if self.remat != "none" else self.n_layers
+        return self.n_layers if self.remat == "none" and self.n_layers <= UNROLL_UP_TO else 1
 
     def _blocks(
         self, x: jax.Array, positions: jax.Array, mask: jax.Array | None, deterministic: bool, decode: bool
