@@ -5,7 +5,7 @@ tunables when the process starts. XLA:CPU allocates each step's temporary buffer
 500 MB at the benchmark shape) with ``malloc`` from its worker threads; glibc serves
 sizes like that with a fresh ``mmap`` and unmaps it again at ``free``, so every step
 faults all its temporaries back in, 4 KiB at a time: about 145,000 page faults and a
-quarter of the step's CPU time in the kernel. ``glibc.malloc.hugetlb=1`` makes glibc ask
+fifth of the step's CPU time in the kernel. ``glibc.malloc.hugetlb=1`` makes glibc ask
 for transparent huge pages on those regions, so a fault brings in 2 MiB instead.
 
 :func:`tuned_environment` adds :data:`GLIBC_TUNABLES` to an environment, keeping every
