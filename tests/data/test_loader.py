@@ -228,3 +228,18 @@ def test_reads_what_the_tokenize_job_wrote(tmp_path):
     batch = BatchSampler(ds, batch_size=4, block_size=32).batch(0)
     assert batch["x"].max() <= 256 and bytes(batch["x"][0][batch["x"][0] < 256].astype(np.uint8).tolist())
     assert len(BatchSampler(ds, batch_size=4, block_size=32).validation_batches(2)) == 2
+
+
+def test_small_permutations_take_a_faster_path_with_the_same_result(monkeypatch):
+    from theseus.data import permutation
+
+    rng = np.random.default_rng(0)
+    cases = []
+    for trial in range(300):
+        n = int(rng.integers(2, 10 ** int(rng.integers(1, 7))))
+        idx = rng.choice(n, size=int(rng.integers(1, min(n, 63) + 1)), replace=False)
+        cases.append((idx, n, (trial, "rows")))
+    fast = [permutation.permute(*case) for case in cases]
+    monkeypatch.setattr(permutation, "SMALL", 0)  # every size through NumPy
+    for case, got in zip(cases, fast):
+        np.testing.assert_array_equal(got, permutation.permute(*case))
