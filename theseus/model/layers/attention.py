@@ -7,7 +7,8 @@ The softmax attention itself has three implementations (:data:`AttentionKind`):
   XLA:CPU its forward and backward take about a quarter less time than ``xla``.
 - ``xla``: ``jax.nn.dot_product_attention(implementation="xla")``.
 - ``cudnn``: ``jax.nn.dot_product_attention(implementation="cudnn")``, the fused (flash)
-  kernel of NVIDIA GPUs; it needs a GPU and a float16/bfloat16 compute dtype.
+  kernel of NVIDIA GPUs; it needs a GPU and a float16/bfloat16 compute dtype. Attention
+  under a padding mask (batched generation) uses ``einsum`` instead.
 
 ``auto`` (the default) picks ``cudnn`` on an NVIDIA GPU with a half-precision compute dtype
 and ``einsum`` everywhere else (:func:`resolve_attention`).
@@ -125,7 +126,7 @@ class CausalSelfAttention(nn.Module):
         """
         kind = resolve_attention(self.implementation, self.dtype)
         jax_kind: Literal["xla", "cudnn"] = "cudnn" if kind == "cudnn" else "xla"
-        if kind == "einsum":
+        if kind == "einsum" or (kind == "cudnn" and allowed is not None):  # cuDNN's kernel: causal only
             y = softmax_attention(q, k, v, allowed)
         elif allowed is None:
             y = jax.nn.dot_product_attention(q, k, v, is_causal=True, implementation=jax_kind)
