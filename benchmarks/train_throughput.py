@@ -176,12 +176,12 @@ def theseus_model(shape: dict[str, Any]) -> Any:
     )
 
 
-def worker_jax(shape: dict[str, Any], steps: int, warmup: int) -> dict[str, Any]:
-    """Time theseus's jitted train step on one device; MFU against the chip's peak (or the CPU's measured one)."""
+def jax_setup(shape: dict[str, Any]) -> tuple[Any, Any, Any, Any, Any]:
+    """theseus's model at ``shape`` on one device: ``(model, state, step, batch, rng)`` with AdamW, not compiled."""
     import jax
     import numpy as np
 
-    from theseus.base.hardware import detect_chip, make_mesh, peak_flops
+    from theseus.base.hardware import make_mesh
     from theseus.training.optimizers import build_optimizer
     from theseus.training.optimizers.adamw import AdamWConfig
     from theseus.training.sharding import shard_batch
@@ -194,7 +194,16 @@ def worker_jax(shape: dict[str, Any], steps: int, warmup: int) -> dict[str, Any]
     step = make_train_step(model, tx, mesh=mesh, state_shardings=shardings)
     x, y = fixed_batch(shape)
     batch = shard_batch({"x": x[None].astype(np.int32), "y": y[None].astype(np.int32)}, mesh)
-    rng = jax.random.key(1)
+    return model, state, step, batch, jax.random.key(1)
+
+
+def worker_jax(shape: dict[str, Any], steps: int, warmup: int) -> dict[str, Any]:
+    """Time theseus's jitted train step on one device; MFU against the chip's peak (or the CPU's measured one)."""
+    import jax
+
+    from theseus.base.hardware import detect_chip, peak_flops
+
+    model, state, step, batch, rng = jax_setup(shape)
     start = time.perf_counter()
     compiled = step.lower(state, batch, rng).compile()
     compile_s = time.perf_counter() - start
@@ -250,22 +259,9 @@ def profile_jax(shape: dict[str, Any], top: int) -> dict[str, Any]:
     import re
 
     import jax
-    import numpy as np
 
-    from theseus.base.hardware import make_mesh
-    from theseus.training.optimizers import build_optimizer
-    from theseus.training.optimizers.adamw import AdamWConfig
-    from theseus.training.sharding import shard_batch
-    from theseus.training.step import init_train_state, make_train_step
-
-    model = theseus_model(shape)
-    mesh = make_mesh(1, jax.devices()[:1])
-    tx = build_optimizer("adamw", 3e-4, AdamWConfig(weight_decay=0.1, grad_clip=1.0))
-    state, shardings = init_train_state(model, tx, mesh, jax.random.key(0), (1, shape["seq"]))
-    x, y = fixed_batch(shape)
-    batch = shard_batch({"x": x[None].astype(np.int32), "y": y[None].astype(np.int32)}, mesh)
-    compiled = make_train_step(model, tx, mesh=mesh, state_shardings=shardings).lower(
-        state, batch, jax.random.key(1)).compile()
+    _, state, step, batch, rng = jax_setup(shape)
+    compiled = step.lower(state, batch, rng).compile()
     names = {}
     for line in compiled.as_text().splitlines():
         match = re.match(r"\s*(?:ROOT )?%(\S+) = (\S+) .*", line)
@@ -273,12 +269,12 @@ def profile_jax(shape: dict[str, Any], top: int) -> dict[str, Any]:
             op = re.search(r'op_name="([^"]*)"', line)
             names[match.group(1)] = (op.group(1).split("/")[-1] if op else "", match.group(2).split("{")[0])
     for _ in range(2):
-        state, metrics = compiled(state, batch, jax.random.key(1))
+        state, metrics = compiled(state, batch, rng)
         float(metrics["loss"])
     with tempfile.TemporaryDirectory() as trace_dir:
         jax.profiler.start_trace(trace_dir)
         for _ in range(3):
-            state, metrics = compiled(state, batch, jax.random.key(1))
+            state, metrics = compiled(state, batch, rng)
             float(metrics["loss"])
         jax.profiler.stop_trace()
         with gzip.open(next(Path(trace_dir).rglob("*.trace.json.gz"))) as handle:
@@ -298,23 +294,8 @@ def profile_jax(shape: dict[str, Any], top: int) -> dict[str, Any]:
 def worker_overhead(steps: int) -> dict[str, Any]:
     """The micro model's compiled step dispatched back to back with no loop around it: the floor of a step."""
     import jax
-    import numpy as np
 
-    from theseus.base.hardware import make_mesh
-    from theseus.training.optimizers import build_optimizer
-    from theseus.training.optimizers.adamw import AdamWConfig
-    from theseus.training.sharding import shard_batch
-    from theseus.training.step import init_train_state, make_train_step
-
-    shape = {**SHAPES["micro"], "position": "rope"}
-    model = theseus_model(shape)
-    mesh = make_mesh(1, jax.devices()[:1])
-    tx = build_optimizer("adamw", 3e-4, AdamWConfig(weight_decay=0.1, grad_clip=1.0))
-    state, shardings = init_train_state(model, tx, mesh, jax.random.key(0), (1, shape["seq"]))
-    step = make_train_step(model, tx, mesh=mesh, state_shardings=shardings)
-    x, y = fixed_batch(shape)
-    batch = shard_batch({"x": x[None].astype(np.int32), "y": y[None].astype(np.int32)}, mesh)
-    rng = jax.random.key(1)
+    _, state, step, batch, rng = jax_setup({**SHAPES["micro"], "position": "rope"})
     for _ in range(20):
         state, metrics = step(state, batch, rng)
     jax.block_until_ready(metrics)
