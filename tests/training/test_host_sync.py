@@ -68,6 +68,11 @@ class GuardedPretrain(PretrainGPT):
         with self._may_read():
             super().save(step, state, meta)
 
+    def _stop_if_diverged(self, guard: Any) -> None:
+        # a non-finite guard (where the trainer has one) reads its flags at log and checkpoint steps
+        with self._may_read():
+            super()._stop_if_diverged(guard)  # type: ignore[misc]
+
 
 JOBS["test/guarded_pretrain"] = GuardedPretrain
 
