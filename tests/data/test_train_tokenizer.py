@@ -60,7 +60,7 @@ def test_train_then_tokenize_with_the_result(tmp_path, caplog):
 
 def test_too_small_a_vocabulary_is_refused(tmp_path):
     glob, _ = write_corpus(tmp_path / "corpus", n=5)
-    with pytest.raises(TheseusError, match="at least 259"):
+    with pytest.raises(TheseusError, match="vocab_size must be >= 259, got 100"):
         run_tokenize(
             TrainTokenizerJob,
             tmp_path,

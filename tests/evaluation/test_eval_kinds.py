@@ -303,6 +303,14 @@ def test_bad_examples_raise_one_line(evaluation, message):
     assert "\n" not in str(info.value)
 
 
+def test_an_evaluation_without_examples_or_load_is_a_user_error():
+    class Unfinished(PerplexityEvaluation):
+        pass
+
+    with pytest.raises(TheseusError, match="Unfinished must override load"):
+        Unfinished(name="u").examples()
+
+
 def test_no_examples_is_an_error():
     ev = evaluator(TableLM(block_size=8), random_table(VOCAB), [PerplexityEvaluation(examples=[], name="p")])
     with pytest.raises(TheseusError, match="evaluation p has no examples"):
@@ -310,8 +318,10 @@ def test_no_examples_is_an_error():
 
 
 def test_runner_rejects_bad_sizes():
-    with pytest.raises(ValueError):
+    with pytest.raises(TheseusError, match="eval.batch_size must be >= 1"):
         Runner(ModelLogits(TableLM()), dict, TOK, batch_size=0, context_length=8)
+    with pytest.raises(TheseusError, match=r"at least 2 tokens \(eval.context_length\), got 1"):
+        Runner(ModelLogits(TableLM()), dict, TOK, batch_size=1, context_length=1)
     with pytest.raises(TheseusError, match="eval.batch_size"):
         Evaluator(TableLM(), dict, TOK, [], 0)
 

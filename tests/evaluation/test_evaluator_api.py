@@ -15,9 +15,9 @@ from theseus.config import configuration, resolve
 from theseus.data.byte_tokenizer import ByteTokenizer
 from theseus.errors import TheseusError
 from theseus.evaluation import Evaluator, EvaluatorConfig
-from theseus.evaluation.restore import abstract_params
 from theseus.job import ExecutionSpec
 from theseus.registry import JOBS
+from theseus.trained_run import TrainedRun, abstract_params
 
 TOK = ByteTokenizer()
 register_toy_evaluation()
@@ -52,7 +52,7 @@ def test_pattern_1_skeleton_verbatim():
     model = GPT(n_layers=1, n_embd=32, n_head=2, block_size=16, vocab_size=VOCAB, scan_layers=False)
     rng = np.random.default_rng(0)
     params = jax.tree.map(lambda s: rng.normal(0.0, 0.02, s.shape).astype(s.dtype), abstract_params(model))
-    trainer = SimpleNamespace(model=model, params=params, tokenizer=TOK, spec=None, mesh=None)
+    trainer = SimpleNamespace(model=model, params=params, tokenizer=TOK, run_dir=None, mesh=None, step=0)
     cfg = resolve([EvaluatorConfig], ({"eval": {"evaluations": ["test_toy_ppl"], "batch_size": 2}}, ""))
     with configuration(cfg):
         scores = PretrainMyRun.evaluator(trainer)()
@@ -61,13 +61,15 @@ def test_pattern_1_skeleton_verbatim():
 
 
 class FakeTrainer:
-    """What a trainer exposes to the evaluator; the tokenizer is counted to prove it is read lazily."""
+    """What a trainer exposes to the evaluator (TrainerView); the tokenizer is counted to prove it is read lazily."""
 
     def __init__(self, root: Path, table: np.ndarray) -> None:
         self.model = TableLM(block_size=16)
         self.params = table_params(table)
         self.spec = ExecutionSpec("run", root)
+        self.run_dir = self.spec.run
         self.mesh = None
+        self.step = 5
         self.tokenizer_reads = 0
 
     @property
@@ -87,6 +89,9 @@ def test_from_trainer_shares_params_and_reads_the_config(tmp_path):
     second = ev()["test_toy_ppl/perplexity"]
     assert first != second and second == pytest.approx(VOCAB, rel=1e-5)
     assert trainer.tokenizer_reads == 1
+    trainer.step = 9
+    (path,) = ev.write_results()  # the step is the trainer's when the results are written
+    assert json.loads(path.read_text())["step"] == 9
 
 
 def test_from_trainer_without_evaluations_touches_nothing(tmp_path):
@@ -171,6 +176,16 @@ def test_from_checkpoint_errors(tmp_path, setup, message):
     setup(run)
     with pytest.raises(TheseusError, match=message):
         EvaluateTable.from_checkpoint(run, step=99 if "99" in message else None)
+
+
+def test_from_checkpoint_reads_a_relative_run_directory_and_the_tokenizer_job_json_records(tmp_path, monkeypatch):
+    run = make_run(tmp_path, random_table(VOCAB), tokenizer_meta=False)  # no data under OUT (a pulled run)
+    (run / "job.json").write_text(json.dumps({"tokenizer": TOK.identity()}))
+    monkeypatch.chdir(tmp_path)
+    ev = EvaluateTable.from_checkpoint(Path("runs/default/default/toy"))
+    assert ev.step == 7 and ev.tokenizer.identity() == TOK.identity()
+    run = TrainedRun.locate("toy", ".")
+    assert run.job_key == "test/table_lm" and run.newest_step() == 7 and run.path.name == "toy"
 
 
 def test_from_checkpoint_without_a_known_tokenizer(tmp_path):

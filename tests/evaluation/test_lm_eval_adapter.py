@@ -20,6 +20,7 @@ from lm_eval.api.instance import Instance  # noqa: E402
 from lm_eval.tasks import TaskManager  # noqa: E402
 
 from theseus.data.byte_tokenizer import ByteTokenizer  # noqa: E402
+from theseus.errors import TheseusError  # noqa: E402
 from theseus.evaluation import (  # noqa: E402
     Choice,
     Evaluator,
@@ -183,3 +184,25 @@ def test_from_run_and_harness_arguments(tmp_path: Path):
     assert isinstance(
         lm.generate_until([instance("generate_until", ("ab", {"until": ["\n"], "max_gen_toks": 3}))])[0], str
     )
+
+
+def test_run_argument_names_a_run_directory_or_a_run_under_out(tmp_path: Path):
+    from lm_eval.api.registry import get_model
+
+    from theseus.registry import JOBS
+
+    assert get_model("theseus") is TheseusLM
+    assert get_model("dummy").__name__ == "DummyLM"  # registering theseus keeps the harness's own models
+    JOBS["test/table_lm"] = type("Job", (), {"MODEL": TableLM})
+    run_dir = make_run(tmp_path, random_table(VOCAB, seed=2))  # OUT/runs/default/default/toy
+    by_name = TheseusLM.create_from_arg_string(f"run=toy,out={tmp_path},step=7")
+    by_path = TheseusLM.create_from_arg_string(f"run={run_dir}")
+    assert by_name.evaluator.step == 7 and by_path.evaluator.step == 7
+    with pytest.raises(TheseusError, match=r"runs/default/other/toy is not a run directory"):
+        TheseusLM.create_from_arg_string(f"run=toy,out={tmp_path},group=other")
+    with pytest.raises(TheseusError, match="needs model_args run="):
+        TheseusLM.create_from_arg_string("step=3")
+    with pytest.raises(TheseusError, match="model_args step='last' must be a whole number"):
+        TheseusLM.create_from_arg_string(f"run={run_dir},step=last")
+    with pytest.raises(TheseusError, match="model_args max_gen_toks='many' must be a whole number"):
+        TheseusLM.create_from_arg_string(f"run={run_dir},max_gen_toks=many")

@@ -124,6 +124,8 @@ def test_sampling_is_seeded_and_filters():
         ({"max_new_tokens": 16, "max_length": 16}, "leaves no room for a prompt"),
         ({"stop_strings": ["\n"]}, "stop_strings need a tokenizer"),
         ({"temperature": 1.0, "top_p": 0.0}, "top_p must be in"),
+        ({"temperature": float("nan")}, "temperature must be a number >= 0, got nan"),
+        ({"temperature": float("inf")}, "temperature must be a number >= 0, got inf"),
     ],
 )
 def test_bad_arguments_raise_theseus_error(kwargs, message):
@@ -131,3 +133,14 @@ def test_bad_arguments_raise_theseus_error(kwargs, message):
     params = table_params(random_table(VOCAB))
     with pytest.raises(TheseusError, match=message):
         generate(apply(TableLM()), args.pop("prompts_ids"), args.pop("max_new_tokens"), params=params, **args)
+
+
+def test_ids_the_tokenizer_cannot_decode_are_never_generated():
+    """A padded vocabulary (320 rows over the byte tokenizer's 259): the best id, 300, is left out."""
+    table = np.zeros((320, 320), np.float32)
+    table[:, 300], table[:, ord("A")] = 10.0, 5.0
+    model, params = TableLM(vocab_size=320), table_params(table)
+    (alone,) = generate(apply(model), [[1]], 3, params=params)
+    assert alone.tokens == [300, 300, 300]
+    (decoded,) = generate(apply(model), [[1]], 3, params=params, tokenizer=TOK)
+    assert decoded.tokens == [ord("A")] * 3 and decoded.text == "AAA"

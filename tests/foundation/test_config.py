@@ -228,9 +228,9 @@ def test_patch_is_temporary():
 
 
 def test_field_rejects_bad_keys_and_double_defaults():
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="must be a slash path"):
         field("a.b", default=1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="not both"):
         field("a/b", default=1, default_factory=list)
 
 
@@ -270,3 +270,43 @@ def test_fields_called_name_and_parent_are_configured_on_plain_dataclasses():
     with configuration(resolve([Named], overrides=["thing.name=x", "thing.parent=y"])):
         got = configure(Named)
     assert (got.name, got.parent) == ("x", "y")
+
+
+@dataclass
+class Budget:
+    """One changeable key, one left unclassified."""
+
+    steps: int = field("run/steps", default=10, changeable=True)
+    width: int = field("run/width", default=4)
+
+
+@dataclass
+class BudgetTwin:
+    """Declares run/steps again without calling it changeable."""
+
+    steps: int = field("run/steps", default=10)
+
+
+def test_keys_are_fixed_unless_every_declaring_class_says_changeable():
+    assert schema(Budget).changeable("run.steps")
+    assert not schema(Budget).changeable("run.width")  # unclassified: fixed
+    assert not schema(Budget).changeable("run.nothing")  # unknown: fixed
+    assert not schema(Budget, BudgetTwin).changeable("run.steps")  # one class disagrees: fixed
+
+
+def test_a_misplaced_key_is_suggested_by_its_leaf_across_sections():
+    from theseus.recipes.gpt import PretrainGPT
+
+    sch = schema(*PretrainGPT.config())
+    assert sch.suggest("training.lr") == " (did you mean optimization.lr?)"
+    assert sch.suggest("data.batch_size") in (" (did you mean training.batch_size?)", " (did you mean eval.batch_size?)")
+    assert sch.suggest("architecture.n_layer") == " (did you mean architecture.n_layers?)"  # a typo: by spelling
+
+
+def test_a_malformed_value_shows_how_it_is_written():
+    from theseus.recipes.gpt import PretrainGPT
+
+    sch = schema(*PretrainGPT.config())
+    for bad in ("shakespeare", ["shakespeare"], [{"rate": 1.0}], [{"nam": "x"}], {"name": "x"}):
+        with pytest.raises(ConfigError, match=r"training.data expects list\[DataSource\].*write it as \[\{name: shakespeare, rate: 1.0\}\]"):
+            apply_overrides(sch, {}, [f"training.data={yaml.safe_dump(bad, default_flow_style=True).strip()}"])

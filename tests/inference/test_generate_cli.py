@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from clihelp import run_cli
 
-from theseus.experiments.gpt import EvaluateGPT
 from theseus.inference import generate
 from theseus.model.models import GPT
+from theseus.recipes.gpt import EvaluateGPT
 
 TINY = [
     "architecture.vocab_size=320", "architecture.n_layers=2", "architecture.n_embd=32",
@@ -100,4 +100,4 @@ def test_bad_input_is_one_line(out, tmp_path):
     other.mkdir(parents=True)
     (other / "config.yaml").write_text("job: test/bigram\n")
     _user_error(run_cli("generate", "bigram", str(out), "--prompt", "a", "--load", str(plugin)),
-                "trained a Bigram")
+                "no complete checkpoint")

@@ -165,3 +165,7 @@ def test_bad_settings_are_user_errors():
         cached("scanned-rope", PROMPTS, 64)
     with pytest.raises(TheseusError, match="top_p"):
         cached("scanned-rope", PROMPTS, temperature=1.0, top_p=0.0)
+    with pytest.raises(TheseusError, match="chunk must be >= 1"):
+        cached("scanned-rope", PROMPTS, chunk=0)
+    with pytest.raises(TheseusError, match="temperature must be a number >= 0, got nan"):
+        cached("scanned-rope", PROMPTS, temperature=float("nan"))

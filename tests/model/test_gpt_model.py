@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from theseus.config import build, configuration, configure
-from theseus.errors import ConfigError
+from theseus.errors import ConfigError, TheseusError
 from theseus.model.models import GPT
 from theseus.model.models.gpt import stack_layers, unstack_layers
 from theseus.model.module import Module
@@ -213,12 +213,12 @@ def test_variants_run_and_lay_out_their_parameters() -> None:
     assert logits.dtype == jnp.float32 and logits.shape == (2, 16, 128)
     np.testing.assert_array_equal(logits, again)
     assert not np.allclose(logits, dropped)
-    with pytest.raises(ValueError, match="block_size"):
+    with pytest.raises(TheseusError, match="longer than architecture.block_size=16"):
         jax.eval_shape(lambda p: model.apply({"params": p}, tokens(length=17)), params)
 
 
 def test_flops_per_token_follows_palm_appendix_b() -> None:
-    model = GPT()  # 4 layers, d 256, 4 heads, vocab 50304, GELU 4x, tied
+    model = GPT(vocab_size=50304)  # 4 layers, d 256, 4 heads, GELU 4x, tied
     d, layers, vocab, seq = 256, 4, 50304, 256
     n_matmul = layers * (4 * d * d + 2 * d * 4 * d) + d * vocab
     assert model.matmul_params() == n_matmul

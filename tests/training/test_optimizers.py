@@ -14,7 +14,7 @@ from theseus.registry import OPTIMIZERS, SCHEDULES
 from theseus.training.optimizers import build_optimizer
 from theseus.training.optimizers.adamw import AdamWConfig
 from theseus.training.optimizers.base import decay_mask
-from theseus.training.optimizers.muon import MuonConfig, muon_labels, orthogonalize
+from theseus.training.optimizers.muon import MuonConfig, muon_labels
 from theseus.training.optimizers.sgd import SGDConfig
 
 
@@ -100,19 +100,33 @@ def test_build_optimizer_reads_the_active_config() -> None:
     np.testing.assert_allclose(updates["w"]["kernel"], -2.0)
 
 
+def muon_step(params: dict, grads: dict) -> dict:
+    """The updates of one Muon step with lr = muon_lr = 1 and no weight decay or clipping."""
+    tx = build_optimizer("muon", 1.0, MuonConfig(lr=1.0, muon_lr=1.0, weight_decay=0.0, grad_clip=None))
+    return tx.update(grads, tx.init(params), params)[0]
+
+
 @pytest.mark.parametrize("shape", [(32, 64), (64, 32), (32, 32)])
-def test_orthogonalize_pushes_singular_values_towards_one(shape: tuple[int, int]) -> None:
-    g = jnp.asarray(np.random.default_rng(0).normal(size=shape) * 1e-3, jnp.float32)
-    singular = np.linalg.svd(np.asarray(orthogonalize(g) / max(1.0, shape[0] / shape[1]) ** 0.5), compute_uv=False)
+def test_muon_matrix_update_is_orthogonal_and_width_scaled(shape: tuple[int, int]) -> None:
+    grad = jnp.asarray(np.random.default_rng(0).normal(size=shape) * 1e-3, jnp.float32)
+    params = {"mlp": {"up": {"kernel": jnp.zeros(shape)}}}
+    update = muon_step(params, {"mlp": {"up": {"kernel": grad}}})["mlp"]["up"]["kernel"]
+    fan_in, fan_out = shape  # a flax kernel is [in, out]
+    singular = np.linalg.svd(np.asarray(-update) / max(1.0, fan_out / fan_in) ** 0.5, compute_uv=False)
     assert singular.min() > 0.5 and singular.max() < 1.3
+    # the update points along the gradient: <-update, grad> > 0
+    assert float(jnp.vdot(-update, grad)) > 0
 
 
-def test_orthogonalize_treats_leading_axes_as_separate_matrices() -> None:
+def test_muon_orthogonalises_stacked_matrices_one_by_one() -> None:
     stacked = jnp.asarray(np.random.default_rng(1).normal(size=(2, 3, 8, 16)), jnp.float32)
-    out = orthogonalize(stacked)
+    together = muon_step({"qkv": {"kernel": jnp.zeros_like(stacked)}}, {"qkv": {"kernel": stacked}})
     for i in range(2):
         for j in range(3):
-            np.testing.assert_allclose(out[i, j], orthogonalize(stacked[i, j]), rtol=1e-4, atol=1e-5)
+            alone = muon_step({"qkv": {"kernel": jnp.zeros((8, 16))}}, {"qkv": {"kernel": stacked[i, j]}})
+            np.testing.assert_allclose(
+                together["qkv"]["kernel"][i, j], alone["qkv"]["kernel"], rtol=1e-4, atol=1e-5
+            )
 
 
 def test_muon_routes_hidden_matrices_only() -> None:
@@ -147,3 +161,35 @@ def test_muon_reduces_the_loss_of_a_small_network() -> None:
     for _ in range(60):
         params, state, _ = step(params, state)
     assert float(loss(params)) < 0.5 * first
+
+
+@pytest.mark.parametrize("name", ["adamw", "sgd", "muon"])
+def test_changeable_optimizer_keys_keep_the_shape_of_the_optimizer_state(name: str) -> None:
+    """A resumed run may change any changeable optimization.* key: its checkpoint must still fit."""
+    from theseus.config import schema, to_config, to_tree
+
+    params = fake_params()
+    entry = OPTIMIZERS[name]
+    sch = schema(entry.config)
+    tree = to_tree(build(entry.config))
+    changed = {
+        key.split(".")[1]: _another_value(key.split(".")[1], tree["optimization"][key.split(".")[1]])
+        for key, spec in sch.fields.items()
+        if spec.changeable
+    }
+    assert {"weight_decay", "grad_clip"} <= set(changed)
+    with configuration(to_config(tree)):
+        before = build_optimizer(name, 0.1).init(params)
+    with configuration(to_config({"optimization": {**tree["optimization"], **changed}})):
+        after = build_optimizer(name, 0.1).init(params)
+    assert jax.tree.structure(before) == jax.tree.structure(after)
+    assert [x.shape for x in jax.tree.leaves(before)] == [x.shape for x in jax.tree.leaves(after)]
+
+
+def _another_value(leaf: str, value: object) -> object:
+    """A legal new value; zero for numbers, since a zero is what could drop a transform (no clipping, no decay)."""
+    if isinstance(value, bool):
+        return not value
+    if leaf in ("lr", "ns_steps"):
+        return 3
+    return 0 if isinstance(value, (int, float)) or value is None else value

@@ -82,3 +82,12 @@ def test_impossible_settings_are_user_errors() -> None:
         build_schedule("cosine", 0, DecayConfig())
     with pytest.raises(TheseusError, match="unknown schedule"):
         build_schedule("cosin", 10)
+
+
+@pytest.mark.parametrize("name", ["cosine", "linear", "wsd"])
+def test_decay_ends_exactly_on_the_floor_and_never_below(name: str) -> None:
+    cfg = WSDConfig(lr=LR, warmup_steps=3, decay_pct=0.3, min_lr_ratio=0.0) if name == "wsd" else DecayConfig(
+        lr=LR, warmup_steps=3, min_lr_ratio=0.0
+    )
+    values = at(build_schedule(name, 37, cfg), *range(0, 40))
+    assert values[36] == 0.0 and min(values) >= 0.0

@@ -19,6 +19,7 @@ class CompileCacheConfig:
         "system/compilation_cache",
         default=DEFAULT_DIR,
         doc="directory of JAX's persistent compilation cache (None: off); $JAX_COMPILATION_CACHE_DIR wins",
+        changeable=True,
     )
 
 

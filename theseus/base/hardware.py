@@ -9,6 +9,7 @@ peak is either given by the caller or measured once per process with a square
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -107,6 +108,29 @@ def measure_gemm_flops(dtype: str = "float32", size: int = 2048, repeats: int = 
         matmul(a, b).block_until_ready()
         best = min(best, time.perf_counter() - start)
     return 2.0 * size**3 / best
+
+
+def device_memory_bytes(device: jax.Device | None = None) -> int | None:
+    """Memory one device can hold, or ``None`` when unknown.
+
+    An accelerator reports its own limit (else :data:`CHIPS` has it); CPU devices share the
+    host's physical memory, split evenly between the local CPU devices.
+    """
+    device = device or jax.local_devices()[0]
+    if device.platform == "cpu":
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError):
+            return None
+        return total // max(1, len(jax.local_devices(backend="cpu")))
+    try:
+        stats = device.memory_stats() or {}
+    except Exception:  # a backend without memory statistics
+        stats = {}
+    if stats.get("bytes_limit"):
+        return int(stats["bytes_limit"])
+    chip = CHIPS.get(detect_chip([device]))
+    return chip.memory_bytes if chip is not None and chip.memory_bytes else None
 
 
 def make_mesh(shard: int = 1, devices: Sequence[jax.Device] | None = None) -> Mesh:

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from theseus.data.chat import ENDOFTEXT, IM_END, IM_START, encode_chatml
-from theseus.data.tokenizer import vocab_sha256
+from theseus.data.vocab import vocab_sha256
+from theseus.errors import TheseusError
 
 SPECIALS = (ENDOFTEXT, IM_START, IM_END)
 
@@ -42,7 +43,7 @@ class ByteTokenizer:
                 run.append(token_id)
                 continue
             if not 256 <= token_id < self.vocab_size:
-                raise ValueError(f"id {token_id} is outside the byte vocabulary (0..{self.vocab_size - 1})")
+                raise TheseusError(f"id {token_id} is outside the byte vocabulary (0..{self.vocab_size - 1})")
             parts.append(run.decode("utf-8", errors="replace"))
             run.clear()
             parts.append(SPECIALS[token_id - 256])

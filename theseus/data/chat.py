@@ -7,9 +7,9 @@ assistant's content and the token that ends its turn.
 - :func:`encode_chatml` writes ChatML (``<|im_start|>role\\n...<|im_end|>\\n``) for the
   byte and tiktoken backends.
 - :class:`TemplateChatEncoder` uses a tokenizer's own chat template (rendered by
-  ``transformers``' ``apply_chat_template``). Only the control tokens the template itself
-  writes become special tokens; text inside a message that merely looks like one stays
-  text.
+  :mod:`theseus.data.chat_template` as ``transformers`` would). Only the control tokens
+  the template itself writes become special tokens; text inside a message that merely
+  looks like one stays text.
 """
 
 from __future__ import annotations

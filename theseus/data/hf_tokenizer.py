@@ -3,8 +3,8 @@
 ``tokenizer.path`` names a ``tokenizer.json`` or a directory holding one; the directory's
 ``tokenizer_config.json`` (``eos_token``, ``chat_template``) and ``chat_template.jinja``
 are read when present. ``tokenizer.name`` names a hub repository, fetched only when asked
-(and served from the local hub cache when offline). Plain encoding never imports
-``transformers``; chat rendering imports it lazily (it never needs torch).
+(and served from the local hub cache when offline). Chat templates are rendered with
+``jinja2`` in the environment ``transformers`` gives them (:mod:`theseus.data.chat_template`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer as RustTokenizer
 
-from theseus.data.chat import Chat, TemplateChatEncoder
-from theseus.data.tokenizer import vocab_sha256
+from theseus.data.chat import TemplateChatEncoder
+from theseus.data.chat_template import ChatTemplate
+from theseus.data.vocab import vocab_sha256
 from theseus.errors import TheseusError
 
 TOKENIZER_FILES = [
@@ -30,7 +31,7 @@ TOKENIZER_FILES = [
     "special_tokens_map.json",
 ]
 EOT_CANDIDATES = ("<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>")
-SPECIAL_KEYS = ("bos_token", "eos_token", "unk_token", "pad_token")
+SPECIAL_KEYS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 
 
 class HuggingFaceTokenizer:
@@ -144,26 +145,8 @@ class HuggingFaceTokenizer:
                 f"tokenizer {self.name} has no chat template; add chat_template to "
                 f"{self.file.parent / 'tokenizer_config.json'} or a chat_template.jinja beside it"
             )
-        from transformers import PreTrainedTokenizerFast
-
         specials = {key: _content(self.settings.get(key)) for key in SPECIAL_KEYS}
-        renderer = PreTrainedTokenizerFast(
-            tokenizer_object=RustTokenizer.from_file(str(self.file)),
-            chat_template=self.chat_template,
-            **{k: v for k, v in specials.items() if v is not None},
-        )
-        template = self.chat_template
-
-        def render(chat: Chat, add_generation_prompt: bool) -> str:
-            try:
-                text = renderer.apply_chat_template(
-                    chat, chat_template=template, tokenize=False, add_generation_prompt=add_generation_prompt
-                )
-            except Exception as exc:
-                raise TheseusError(
-                    f"chat template of {self.name} failed: {type(exc).__name__}: {exc}"
-                ) from None
-            return str(text)
+        template = ChatTemplate(self.chat_template, self.name, specials)
 
         def encode_text(text: str) -> tuple[list[int], list[tuple[int, int]]]:
             encoding = self._tok.encode(text, add_special_tokens=False)
@@ -174,7 +157,7 @@ class HuggingFaceTokenizer:
             for token_id, token in self._tok.get_added_tokens_decoder().items()
             if token.special
         }
-        return TemplateChatEncoder(render, encode_text, control, self.name)
+        return TemplateChatEncoder(template.render, encode_text, control, self.name)
 
     def identity(self) -> dict[str, Any]:
         """Backend, name, path, vocabulary size, eot id, vocabulary hash and file hash."""

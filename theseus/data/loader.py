@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from theseus.data.output import META, PROGRESS, read_meta
+from theseus.data.output import META, PROGRESS, differences, read_meta
 from theseus.data.permutation import hash_ints, permute
 from theseus.errors import TheseusError
 
@@ -132,14 +132,65 @@ def check_vocab(meta: Mapping[str, Any], model_vocab_size: int) -> None:
         )
 
 
-def check_tokenizer(meta: Mapping[str, Any], identity: Mapping[str, Any]) -> None:
-    """Raise :class:`TheseusError` unless the data was tokenized with the tokenizer ``identity`` describes."""
+def data_identity(ds: TokenDataset) -> dict[str, Any]:
+    """What a run records about its data to notice, on resume, that it changed."""
+    meta = ds.meta
+    return {
+        "content_sha256": meta.get("content_sha256"),
+        "fingerprint": meta.get("fingerprint"),
+        "settings": meta.get("settings"),
+        "train": meta.get("train"),
+        "val": meta.get("val"),
+    }
+
+
+def data_change(recorded: Mapping[str, Any] | None, current: Mapping[str, Any]) -> str | None:
+    """What differs between a recorded and the current :func:`data_identity`, or ``None``."""
+    if not isinstance(recorded, Mapping):
+        return None  # recorded by a theseus that did not record data: nothing to compare
+    old_content, new_content = recorded.get("content_sha256"), current.get("content_sha256")
+    if old_content and old_content == new_content:
+        return None
+    changed = []
+    for section in ("settings", *SPLITS):
+        old, new = recorded.get(section) or {}, current.get(section) or {}
+        for key in differences(old, new):
+            label = key if section == "settings" else f"{section} {key}"
+            changed.append(f"{label} {_show(_dig(old, key))} -> {_show(_dig(new, key))}")
+    if changed:
+        return ", ".join(changed[:3]) + (" ..." if len(changed) > 3 else "")
+    if old_content and new_content:
+        return "same settings and sizes, other content"
+    return None
+
+
+def _dig(tree: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        tree = tree.get(part) if isinstance(tree, Mapping) else None
+    return tree
+
+
+def _show(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else repr(value)
+
+
+def check_tokenizer(
+    meta: Mapping[str, Any],
+    identity: Mapping[str, Any],
+    against: str | None = None,
+    fix: str = "tokenize it again with this tokenizer (and another data.suffix) or change tokenizer.*",
+) -> None:
+    """Raise :class:`TheseusError` unless the data was tokenized with the tokenizer ``identity`` describes.
+
+    ``against`` names that tokenizer in the message (default: "the configured <backend> <name>");
+    ``fix`` says what to do.
+    """
     have = meta.get("tokenizer", {})
     if have.get("vocab_sha256") != identity.get("vocab_sha256"):
+        against = against or f"the configured {identity.get('backend')} {identity.get('name')}"
         raise TheseusError(
             f"data {meta.get('dataset')} was tokenized with {have.get('backend')} {have.get('name')}, "
-            f"not the configured {identity.get('backend')} {identity.get('name')}; "
-            "tokenize it again with this tokenizer (and another data.suffix) or change tokenizer.*"
+            f"not {against}; {fix}"
         )
 
 
@@ -275,11 +326,6 @@ class BatchSampler:
         self._val: list[_Source] | None = None
         local = batch_size // process_count
         self._local = slice(process_index * local, (process_index + 1) * local)
-
-    @property
-    def local_batch_size(self) -> int:
-        """Rows this process gets per batch."""
-        return self.batch_size // self.process_count
 
     def _assemble(self, sources: list[_Source], step: int, validation: bool) -> Batch:
         order = permute(np.arange(self.batch_size), self.batch_size, (self.seed, step, "rows", validation))

@@ -4,12 +4,16 @@ The ``.bin`` files only grow. After each chunk they are flushed and fsynced, the
 ``progress.json`` (their committed lengths and the counters) is replaced atomically. A
 restarted job truncates the files back to the committed lengths and carries on after
 the committed documents. ``meta.json`` is written last, atomically: a directory with
-``meta.json`` is complete, one without it is not (readers refuse it).
+``meta.json`` is complete, one without it is not (readers refuse it). It records the
+size and SHA-256 of every file and one ``content_sha256`` over them: the data's identity,
+which a run copies when it starts and checks when it resumes.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,7 +23,7 @@ from typing import IO, Any
 import numpy as np
 
 from theseus.errors import TheseusError
-from theseus.fsio import atomic_write_json, read_json
+from theseus.fsio import atomic_write_json, name_the_file, read_json
 
 META = "meta.json"
 PROGRESS = "progress.json"
@@ -39,6 +43,24 @@ def locked(directory: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _file_identity(path: Path) -> dict[str, Any]:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return {"bytes": path.stat().st_size, "sha256": h.hexdigest()}
+
+
+def differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """The dotted keys where two nested dicts differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new)):
+            out += differences(old.get(key), new.get(key), f"{prefix}{key}.")
+        return out
+    return [prefix.rstrip(".")] if old != new else []
 
 
 def read_meta(directory: Path) -> dict[str, Any] | None:
@@ -88,7 +110,11 @@ class TokenizedOutput:
 
     def append(self, name: str, array: np.ndarray) -> None:
         """Write ``array``'s bytes at the end of file ``name``."""
-        self._handles[name].write(np.ascontiguousarray(array).tobytes())
+        try:
+            self._handles[name].write(np.ascontiguousarray(array).tobytes())
+        except OSError as exc:
+            name_the_file(exc, self.directory / name)
+            raise
 
     def commit(self, counters: dict[str, Any]) -> None:
         """Make everything appended so far durable, then record it with ``counters``."""
@@ -100,16 +126,22 @@ class TokenizedOutput:
     def _sync(self) -> dict[str, int]:
         sizes: dict[str, int] = {}
         for name, handle in self._handles.items():
-            handle.flush()
-            os.fsync(handle.fileno())
+            try:
+                handle.flush()
+                os.fsync(handle.fileno())
+            except OSError as exc:
+                name_the_file(exc, self.directory / name)
+                raise
             sizes[name] = handle.tell()
         return sizes
 
     def finish(self, meta: dict[str, Any]) -> None:
-        """Sync the files, write ``meta.json`` (atomically, last) and drop the progress record."""
+        """Sync the files, write ``meta.json`` with their checksums (atomically, last), drop the progress file."""
         self._sync()
         self.close()
-        atomic_write_json(self.directory / META, meta)
+        files = {name: _file_identity(self.directory / name) for name in self.files}
+        content = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+        atomic_write_json(self.directory / META, {**meta, "files": files, "content_sha256": content})
         (self.directory / PROGRESS).unlink(missing_ok=True)
 
     def close(self) -> None:

@@ -133,7 +133,10 @@ class OrderedPool:
             except queue.Empty:
                 dead = [p for p in self._procs if not p.is_alive()]
                 if dead:
-                    raise RuntimeError(f"an encoding worker died (exit code {dead[0].exitcode})") from None
+                    raise TheseusError(
+                        f"a tokenization worker died (exit code {dead[0].exitcode}; -9 is usually the system "
+                        "running out of memory): run again with fewer data.workers"
+                    ) from None
 
     def close(self) -> None:
         """Stop the workers (pending tasks are dropped)."""

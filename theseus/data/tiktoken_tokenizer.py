@@ -19,7 +19,7 @@ import numpy as np
 import tiktoken
 
 from theseus.data.chat import ENDOFTEXT, IM_END, IM_START, encode_chatml
-from theseus.data.tokenizer import vocab_sha256
+from theseus.data.vocab import vocab_sha256
 from theseus.errors import TheseusError
 
 

@@ -27,13 +27,9 @@ import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import theseus
 from theseus.config import configure, field
@@ -48,10 +44,12 @@ from theseus.data.encoding import (
     encode_variable,
     resolve_workers,
 )
-from theseus.data.output import TokenizedOutput, locked, read_meta
+from theseus.data.output import TokenizedOutput, differences, locked, read_meta
 from theseus.data.tokenizer import Tokenizer, TokenizerConfig, get_tokenizer
 from theseus.errors import Preempted, TheseusError
 from theseus.job import BasicJob
+from theseus.names import check_name
+from theseus.progress import Progress
 
 SPLIT_RULE = "validation when int(sha256(f'{seed}\\0' + document)[:8 bytes]) / 2**64 < val_fraction"
 UINT16_IDS = 1 << 16
@@ -65,20 +63,22 @@ class TokenizeConfig:
     dataset: str = field("data/dataset", default="shakespeare", doc="registered dataset key")
     suffix: str = field("data/suffix", default="", doc="output goes to data/<dataset>_<suffix> when set")
     val_fraction: float = field(
-        "data/val_fraction", default=0.05, doc="share of documents kept for validation"
+        "data/val_fraction", default=0.05, doc="share of documents kept for validation", ge=0, le=1
     )
     split_seed: int = field("data/split_seed", default=0, doc="seed of the per-document train/val hash")
     max_documents: int | None = field(
-        "data/max_documents", default=None, doc="stop after this many documents"
+        "data/max_documents", default=None, doc="stop after this many documents", ge=1
     )
     dtype: Literal["auto", "uint16", "uint32"] = field(
         "data/dtype", default="auto", doc="token dtype; auto = uint16 when the vocabulary fits"
     )
     workers: int = field(
-        "data/workers", default=0, doc="encoding processes; 0 = one per core (byte backend: 1)"
+        "data/workers", default=0, doc="encoding processes; 0 = one per core (byte backend: 1)", ge=0,
+        changeable=True,
     )
     chunk_chars: int = field(
-        "data/chunk_chars", default=250_000, doc="characters per unit of work sent to a worker"
+        "data/chunk_chars", default=250_000, doc="characters per unit of work sent to a worker", ge=1,
+        changeable=True,
     )
 
 
@@ -87,7 +87,7 @@ class TokenizeBlockwiseConfig(TokenizeConfig):
     """Blockwise rows: their length, which side truncation cuts, and the chat loss mask."""
 
     block_size: int = field(
-        "architecture/block_size", default=256, doc="model context; rows hold block_size + 1 ids"
+        "architecture/block_size", default=256, doc="model context; rows hold block_size + 1 ids", ge=1
     )
     truncation_side: Literal["right", "left"] = field(
         "data/truncation_side", default="right", doc="right keeps a long document's start, left its end"
@@ -112,34 +112,12 @@ def token_dtype(requested: str, vocab_size: int) -> str:
 def dataset_dir_name(dataset: str, suffix: str) -> str:
     """``<dataset>`` or ``<dataset>_<suffix>``."""
     name = f"{dataset}_{suffix}" if suffix else dataset
-    if "/" in name or name.startswith("."):
-        raise TheseusError(
-            f"data directory name {name!r} must be a plain name (check data.dataset and data.suffix)"
-        )
-    return name
+    return check_name(name, "data directory name (data.dataset and data.suffix)")
 
 
 def fingerprint(settings: dict[str, Any]) -> str:
     """A hash of the settings that decide a dataset directory's content."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out: list[str] = []
-        for key in sorted(set(old) | set(new)):
-            out += _differences(old.get(key), new.get(key), f"{prefix}{key}.")
-        return out
-    return [prefix.rstrip(".")] if old != new else []
-
-
-def _check_options(args: TokenizeConfig) -> None:
-    if not 0.0 <= args.val_fraction <= 1.0:
-        raise TheseusError(f"data.val_fraction must be between 0 and 1, got {args.val_fraction}")
-    if args.workers < 0 or args.chunk_chars < 1:
-        raise TheseusError("data.workers must be >= 0 and data.chunk_chars >= 1")
-    if args.max_documents is not None and args.max_documents < 1:
-        raise TheseusError(f"data.max_documents must be positive (or null), got {args.max_documents}")
 
 
 C = TypeVar("C", bound=TokenizeConfig)
@@ -152,6 +130,7 @@ class _TokenizeJob(BasicJob[C]):
     FORMAT: ClassVar[str]
     FILES: ClassVar[tuple[str, ...]]
     UNIT: ClassVar[str] = "tokens"
+    _plan: tuple[Any, ...] | None = None
 
     @classmethod
     def config(cls) -> list[type[Any]]:
@@ -184,10 +163,9 @@ class _TokenizeJob(BasicJob[C]):
         raise NotImplementedError
 
     # ---- the run
-    def run(self) -> None:
-        """Tokenize (or resume, or say it is already done)."""
+    def prepare(self) -> None:
+        """Load the tokenizer, open the dataset, name the output: a mistake there stops the job before it writes."""
         args = self.args
-        _check_options(args)
         tokenizer_config = configure(TokenizerConfig)
         tokenizer = get_tokenizer(tokenizer_config)
         dataset = open_dataset(args.dataset)
@@ -205,6 +183,18 @@ class _TokenizeJob(BasicJob[C]):
             **self.format_settings(),
         }
         directory = self.spec.data_dir / dataset_dir_name(args.dataset, args.suffix)
+        meta = read_meta(directory)
+        if meta is not None and meta.get("fingerprint") != fingerprint(settings):
+            self._check_done(directory, meta, settings)  # refuses, naming what differs
+        self._plan = (tokenizer_config, tokenizer, dataset, dtype, identity, settings, directory)
+
+    def run(self) -> None:
+        """Tokenize (or resume, or say it is already done)."""
+        if self._plan is None:
+            self.prepare()
+        assert self._plan is not None
+        tokenizer_config, tokenizer, dataset, dtype, identity, settings, directory = self._plan
+        args = self.args
         with locked(directory):
             meta = read_meta(directory)
             if meta is not None:
@@ -233,7 +223,7 @@ class _TokenizeJob(BasicJob[C]):
         if meta.get("fingerprint") == fingerprint(settings):
             self.log.info("%s is already tokenized with this config; nothing to do", directory)
             return
-        changed = _differences(meta.get("settings", {}), settings)
+        changed = differences(meta.get("settings", {}), settings)
         shown = ", ".join(changed[:4]) + (" ..." if len(changed) > 4 else "")
         raise TheseusError(
             f"{directory} was tokenized with another config ({shown or 'unknown'} differ); "
@@ -266,7 +256,8 @@ class _TokenizeJob(BasicJob[C]):
         )
         chunks = chunk_documents(documents, args.chunk_chars)
         committed = time.monotonic()
-        with _progress(directory.name, total, done, self.UNIT) as advance:
+        with Progress(f"tokenizing {directory.name}", total, "docs") as progress:
+            progress.update(done)
             for chunk in encode_chunks(chunks, spec, self.encoder(), workers):
                 self.write_chunk(output, chunk, counters)
                 counters["documents"] += chunk.documents
@@ -275,7 +266,7 @@ class _TokenizeJob(BasicJob[C]):
                 if stop or time.monotonic() - committed >= COMMIT_EVERY_S:
                     output.commit(counters)
                     committed = time.monotonic()
-                advance(chunk.documents, self.train_size(counters))
+                progress.update(counters["documents"], f"{self.train_size(counters):,} train {self.UNIT}")
                 self.report(counters["documents"], **self.summary(counters))
                 if stop:
                     raise Preempted(f"stopped after {counters['documents']} documents; run again to resume")
@@ -307,27 +298,6 @@ class _TokenizeJob(BasicJob[C]):
             "created_at": time.time(),
             "theseus_version": theseus.__version__,
         }
-
-
-@contextmanager
-def _progress(name: str, total: int | None, done: int, unit: str) -> Iterator[Callable[[int, int], None]]:
-    console = Console(stderr=True)
-    progress = Progress(
-        TextColumn(f"tokenizing {name}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("docs  {task.fields[tokens]:,} train " + unit),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not console.is_terminal,
-    )
-    task = progress.add_task(name, total=total, completed=done, tokens=0)
-
-    def advance(documents: int, tokens: int) -> None:
-        progress.update(task, advance=documents, tokens=tokens)
-
-    with progress:
-        yield advance
 
 
 class TokenizeVariableDatasetJob(_TokenizeJob[TokenizeConfig]):
@@ -386,8 +356,6 @@ class TokenizeBlockwiseDatasetJob(_TokenizeJob[TokenizeBlockwiseConfig]):
     def format_settings(self) -> dict[str, Any]:
         """Row length, truncation side and the chat mask choice."""
         args = self.args
-        if args.block_size < 1:
-            raise TheseusError(f"architecture.block_size must be at least 1, got {args.block_size}")
         return {
             "block_size": args.block_size,
             "row_length": args.block_size + 1,

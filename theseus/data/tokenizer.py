@@ -21,8 +21,7 @@ tokenization jobs (the end-of-text token between documents).
 from __future__ import annotations
 
 import functools
-import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -140,9 +139,8 @@ def tokenizer_from_identity(identity: Mapping[str, Any]) -> Tokenizer:
     return tokenizer
 
 
-def vocab_sha256(tokens: Iterable[tuple[int, bytes]]) -> str:
-    """A hash of a vocabulary given as ``(id, token bytes)`` pairs, independent of their order."""
-    digest = hashlib.sha256()
-    for token_id, token in sorted(tokens):
-        digest.update(f"{token_id}\t{token.hex()}\n".encode())
-    return digest.hexdigest()
+def tokenizer_in(folder: Path) -> Tokenizer | None:
+    """The tokenizer of a model checkpoint folder, or ``None`` when it holds no ``tokenizer.json``."""
+    if not (folder / "tokenizer.json").is_file():
+        return None
+    return _cached("huggingface", None, str(folder))

@@ -51,12 +51,14 @@ class TrainTokenizerConfig:
 
     dataset: str = field("data/dataset", default="shakespeare", doc="registered dataset key")
     max_documents: int | None = field(
-        "data/max_documents", default=None, doc="stop after this many documents"
+        "data/max_documents", default=None, doc="stop after this many documents", ge=1
     )
     vocab_size: int = field(
-        "train_tokenizer/vocab_size", default=4096, doc="ids in total, the 3 special tokens included"
+        "train_tokenizer/vocab_size", default=4096, doc="ids in total, the 3 special tokens included", ge=259
     )
-    min_frequency: int = field("train_tokenizer/min_frequency", default=2, doc="rarest pair a merge may use")
+    min_frequency: int = field(
+        "train_tokenizer/min_frequency", default=2, doc="rarest pair a merge may use", ge=1
+    )
     directory_name: str = field(
         "train_tokenizer/name", default="", doc="directory name; default <dataset>_bpe<vocab_size>"
     )

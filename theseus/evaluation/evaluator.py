@@ -1,8 +1,10 @@
 """The evaluator: runs the configured evaluations on a model and records the scores.
 
-Build one from a trainer (sharing its parameters), from a run directory's checkpoint,
-or from explicit pieces; call it for flat scores ``{"<eval key>/<metric>": value}`` and
-write them to ``results/<eval key>.json`` in the run directory.
+Build one from a trainer (sharing its parameters; the trainer provides
+:class:`TrainerView`), from a run directory's checkpoint (read through
+:class:`~theseus.trained_run.TrainedRun`), or from explicit pieces; call it for flat scores
+``{"<eval key>/<metric>": value}`` and write them to ``results/<eval key>.json`` in the run
+directory.
 """
 
 from __future__ import annotations
@@ -11,14 +13,16 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from theseus.config import configure, current_config, field
+from theseus.config import configuration, configure, current_config, field
 from theseus.data.tokenizer import Tokenizer
 from theseus.errors import ConfigError, TheseusError
 from theseus.evaluation.kinds.base import Evaluation, EvaluationResult
 from theseus.evaluation.runner import LogitsFn, ModelLogits, Runner
+from theseus.inference.logits import context_length
 from theseus.rundir import RunDirectory, now
+from theseus.trained_run import TrainedRun
 
 ModelT = TypeVar("ModelT")
 
@@ -33,19 +37,25 @@ class EvaluatorConfig:
         "eval/evaluations",
         default_factory=list,
         doc="evaluation keys to run (see theseus.registry.EVALUATIONS)",
+        changeable=True,
     )
     batch_size: int = field(
-        "eval/batch_size", default=8, doc="rows per forward pass (the last batch is padded)"
+        "eval/batch_size", default=8, doc="rows per forward pass (the last batch is padded)", ge=1,
+        changeable=True,
     )
     max_examples: int | None = field(
         "eval/max_examples",
         default=None,
         doc="score only the first N examples of each evaluation (None: all)",
+        ge=1,
+        changeable=True,
     )
     context_length: int | None = field(
         "eval/context_length",
         default=None,
         doc="longest input fed to the model (None: the model's block_size)",
+        ge=1,
+        changeable=True,
     )
 
     @classmethod
@@ -59,6 +69,45 @@ class EvaluatorConfig:
             if isinstance(config, type) and config not in out:
                 out.append(config)
         return out
+
+
+class TrainerView(Protocol):
+    """What an evaluator reads from the trainer it runs in (:class:`~theseus.training.trainer.BaseTrainer` provides it).
+
+    Each is read when needed: ``params`` at every evaluation (so the scores follow
+    training without a copy), ``tokenizer`` only when an evaluation needs one, ``step``
+    when results are written.
+    """
+
+    @property
+    def model(self) -> Any:
+        """The module being trained."""
+        ...
+
+    @property
+    def params(self) -> Any:
+        """The current parameters."""
+        ...
+
+    @property
+    def mesh(self) -> Any:
+        """The ``jax.sharding.Mesh`` the parameters live on, or ``None``."""
+        ...
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The tokenizer of the training data."""
+        ...
+
+    @property
+    def step(self) -> int | None:
+        """The optimizer step the parameters are at."""
+        ...
+
+    @property
+    def run_dir(self) -> RunDirectory | None:
+        """Where results are written."""
+        ...
 
 
 def active_config() -> EvaluatorConfig:
@@ -101,7 +150,7 @@ class Evaluator(Generic[ModelT]):
       ``batch`` axis when they divide evenly), ``run_dir`` (where :meth:`write_results` writes).
     """
 
-    MODEL: ClassVar[type[Any]]
+    MODEL: ClassVar[type[Any] | None] = None
 
     def __init__(
         self,
@@ -139,7 +188,7 @@ class Evaluator(Generic[ModelT]):
         if dupes:
             raise TheseusError(f"evaluation {dupes[0]!r} is listed more than once")
         self.results: dict[str, EvaluationResult] = {}
-        self.trainer: Any = None
+        self.trainer: TrainerView | None = None
         self._runner: Runner | None = None
 
     # ------------------------------------------------------------------ construction
@@ -150,18 +199,13 @@ class Evaluator(Generic[ModelT]):
         return [EvaluatorConfig]
 
     @classmethod
-    def from_trainer(cls, trainer: Any) -> Evaluator[ModelT]:
-        """An evaluator over a trainer's live state, configured from ``eval/*``.
+    def from_trainer(cls, trainer: TrainerView) -> Evaluator[ModelT]:
+        """An evaluator over a trainer's live state (see :class:`TrainerView`), configured from ``eval/*``.
 
-        The trainer must expose ``params`` (the current parameter pytree; read at each
-        evaluation, so the evaluator sees training progress without copying), ``model``
-        (the module), ``tokenizer`` (read only when an evaluation needs it), ``spec``
-        (its :class:`~theseus.job.ExecutionSpec`; results go to ``spec.run_dir``) and
-        ``mesh`` (a ``jax.sharding.Mesh`` or ``None``). If it has ``logits_fn(params, idx)``,
-        that is used instead of ``model.apply``.
+        Results go to the trainer's run directory.
         """
         cfg = active_config()
-        spec = getattr(trainer, "spec", None)
+        run_dir = trainer.run_dir
         evaluator = cls(
             trainer.model,
             lambda: trainer.params,
@@ -170,9 +214,8 @@ class Evaluator(Generic[ModelT]):
             cfg.batch_size,
             max_examples=cfg.max_examples,
             context_length=cfg.context_length,
-            logits_fn=getattr(trainer, "logits_fn", None),
-            mesh=getattr(trainer, "mesh", None),
-            run_dir=spec.run_dir if spec is not None else None,
+            mesh=trainer.mesh,
+            run_dir=run_dir.path if run_dir is not None else None,
         )
         evaluator.trainer = trainer
         evaluator._tokenizer_fn = lambda: trainer.tokenizer
@@ -186,27 +229,37 @@ class Evaluator(Generic[ModelT]):
         *,
         overrides: Sequence[str] = (),
         tokenizer: Tokenizer | None = None,
+        settings: EvaluatorConfig | None = None,
     ) -> Evaluator[ModelT]:
-        """An evaluator over checkpoint ``step`` (default: the newest) of the run in ``run_dir``.
+        """An evaluator over checkpoint ``step`` (default: the newest intact one) of the run in ``run_dir``.
 
         The model and the ``eval/*`` settings come from the run's ``config.yaml`` (then
         ``overrides``, ``key=value`` strings); only the parameters are read from the
-        checkpoint. The tokenizer is the one the run's training data was tokenized with,
-        else the config's ``tokenizer`` section, unless given.
+        checkpoint. ``settings`` replace the run's ``eval/*`` settings (a standalone
+        evaluation job passes its own; its evaluations are then configured from the active
+        config). The tokenizer is the run's (see :meth:`TrainedRun.tokenizer`) unless given.
         """
-        from theseus.evaluation.checkpoint_run import load_run
-
-        run = load_run(cls, Path(run_dir), step, overrides, tokenizer)
+        run = TrainedRun.at(run_dir)
+        loaded = run.load(
+            step, expected=cls.MODEL, with_config=[EvaluatorConfig], overrides=overrides, tokenizer=tokenizer
+        )
+        if settings is None:
+            with configuration(loaded.config):
+                settings = configure(EvaluatorConfig)
+                evaluations = [build_evaluation(key) for key in settings.evaluations]
+        else:
+            evaluations = [build_evaluation(key) for key in settings.evaluations]
+        params = loaded.params
         return cls(
-            run.model,
-            lambda: run.params,
-            run.tokenizer,
-            run.evaluations,
-            run.config.batch_size,
-            max_examples=run.config.max_examples,
-            context_length=run.config.context_length,
-            run_dir=run_dir,
-            step=run.step,
+            loaded.model,
+            lambda: params,
+            loaded.tokenizer,
+            evaluations,
+            settings.batch_size,
+            max_examples=settings.max_examples,
+            context_length=settings.context_length,
+            run_dir=run.path,
+            step=loaded.step,
         )
 
     # ------------------------------------------------------------------ running
@@ -224,10 +277,10 @@ class Evaluator(Generic[ModelT]):
         """``context_length``, else the model's ``block_size``."""
         if self.context_length is not None:
             return int(self.context_length)
-        block = getattr(self.model, "block_size", None)
+        block = context_length(self.model)
         if block is None:
             raise TheseusError("cannot tell the model's context length; set eval.context_length")
-        return int(block)
+        return block
 
     @property
     def runner(self) -> Runner:
@@ -280,21 +333,11 @@ class Evaluator(Generic[ModelT]):
                 "examples": result.examples,
                 "seconds": result.seconds,
                 "examples_per_s": result.examples_per_s,
-                "step": self.step if self.step is not None else _trainer_step(self),
+                "step": self.step if self.step is not None else self.trainer.step if self.trainer else None,
                 "written_at": now(),
             }
             paths.append(run.write_result(name, record))
         return paths
-
-
-def _trainer_step(evaluator: Evaluator[Any]) -> int | None:
-    trainer = getattr(evaluator, "trainer", None)
-    state = getattr(trainer, "state", None)
-    step = getattr(state, "step", None)
-    try:
-        return int(step) if step is not None else None
-    except (TypeError, ValueError):
-        return None
 
 
 def _is_primary() -> bool:

@@ -8,8 +8,13 @@
     lm = TheseusLM.from_run("OUT/runs/default/default/my-run")      # newest checkpoint
     results = lm_eval.simple_evaluate(model=lm, tasks=["hellaswag"])
 
-or from the harness's command line: ``lm_eval --model theseus --model_args run_dir=...,step=1000``
-(the module must be imported first, e.g. with ``--include_path`` plugins or ``python -c``).
+or from the harness's own command line, run through ``theseus lm-eval`` (which registers the
+model first; lm-eval 0.4 finds models only in its own registry, never in other packages)::
+
+    theseus lm-eval --model theseus --model_args run=my-run,out=OUT,step=1000 --tasks hellaswag
+
+``run`` is a run directory, or a run name with ``out`` (and ``project``/``group`` when not
+``default``); ``step`` defaults to the newest checkpoint.
 
 Requests become the same fixed-shape, jit-compiled batches theseus's own evaluations
 use (:class:`~theseus.evaluation.runner.Runner`): ``loglikelihood`` scores the
@@ -21,6 +26,7 @@ asked) with the reference generator, stopping at the ``until`` strings or end-of
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,15 +34,43 @@ from typing import Any
 from theseus.errors import TheseusError
 
 try:
+    import lm_eval.models  # noqa: F401 - registers the harness's own models before ours
     from lm_eval.api.model import LM
     from lm_eval.api.registry import register_model
 except ImportError as exc:  # pragma: no cover - exercised only without the optional package
-    raise TheseusError("the lm-eval adapter needs lm-evaluation-harness: pip install lm-eval") from exc
+    raise TheseusError("the lm-eval adapter needs lm-evaluation-harness: pip install 'theseus[lm-eval]'") from exc
 
 from theseus.data.tokenizer import Tokenizer
 from theseus.evaluation.batching import Row, rolling_windows
 from theseus.evaluation.evaluator import Evaluator
 from theseus.evaluation.runner import LogitsFn, Runner
+from theseus.trained_run import TrainedRun
+
+
+def _whole_number(name: str, value: int | str) -> int:
+    """``value`` as an int, or a one-line :class:`TheseusError` naming the model argument."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise TheseusError(f"model_args {name}={value!r} must be a whole number") from None
+
+
+def harness_main(args: Sequence[str]) -> int:
+    """Run lm-evaluation-harness's own command line on ``args`` with the ``theseus`` model registered."""
+    from lm_eval.__main__ import cli_evaluate
+
+    saved = sys.argv
+    sys.argv = ["lm_eval", *args]
+    try:
+        cli_evaluate()
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)
+        return 1
+    finally:
+        sys.argv = saved
+    return 0
 
 
 @register_model("theseus")
@@ -45,13 +79,18 @@ class TheseusLM(LM):
 
     Build it from an :class:`~theseus.evaluation.Evaluator` (which holds the model,
     parameters and tokenizer), with :meth:`from_pieces`, with :meth:`from_run`, or from
-    the harness's ``--model_args run_dir=...,step=...``.
+    the harness's ``--model_args run=...,out=...,step=...`` (``run_dir=`` also names a
+    run directory).
     """
 
     def __init__(
         self,
         evaluator: Evaluator[Any] | None = None,
         *,
+        run: str | None = None,
+        out: str | None = None,
+        project: str = "default",
+        group: str = "default",
         run_dir: str | None = None,
         step: int | str | None = None,
         batch_size: int | str | None = None,
@@ -60,14 +99,14 @@ class TheseusLM(LM):
     ) -> None:
         super().__init__()
         if evaluator is None:
-            if run_dir is None:
-                raise TheseusError("TheseusLM needs an evaluator or run_dir=<run directory>")
+            if not (run or run_dir):
+                raise TheseusError("the theseus model needs model_args run=<run directory> (or run=<name>,out=<OUT>)")
+            where = TrainedRun.locate(str(run or run_dir), out, project, group)
             overrides = [f"eval.batch_size={batch_size}"] if str(batch_size).isdigit() else []
-            evaluator = Evaluator.from_checkpoint(
-                Path(run_dir), int(step) if step is not None else None, overrides=overrides
-            )
+            chosen = _whole_number("step", step) if step is not None else None
+            evaluator = Evaluator.from_checkpoint(where.path, chosen, overrides=overrides)
         self.evaluator = evaluator
-        self.max_gen_toks = int(max_gen_toks)
+        self.max_gen_toks = _whole_number("max_gen_toks", max_gen_toks)
 
     @classmethod
     def from_pieces(

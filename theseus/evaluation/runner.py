@@ -20,31 +20,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from theseus.data.tokenizer import Tokenizer
+from theseus.errors import TheseusError
 from theseus.evaluation.batching import Row, make_batches
 from theseus.inference.generate import Generation, generate
+from theseus.inference.logits import ModelLogits
+
+__all__ = ["LogitsFn", "ModelLogits", "Runner", "Scores", "score_batch"]
 
 LogitsFn = Callable[[Any, jax.Array], jax.Array]
-
-
-@dataclass(frozen=True)
-class ModelLogits:
-    """``logits_fn`` of a flax module: ``model.apply({"params": params}, idx, deterministic=True)``.
-
-    Hashable by the module's configuration, so equal models share compiled kernels. With a
-    ``mesh`` and a theseus :class:`~theseus.model.module.Module`, the model's logical-axis
-    rules are active while tracing, so its activation sharding constraints apply.
-    """
-
-    model: Any
-    mesh: Any = None
-
-    def __call__(self, params: Any, idx: jax.Array) -> jax.Array:
-        if self.mesh is not None and hasattr(type(self.model), "sharding"):
-            from theseus.training.sharding import sharding_context
-
-            with sharding_context(self.model, self.mesh):
-                return self.model.apply({"params": params}, idx, deterministic=True)
-        return self.model.apply({"params": params}, idx, deterministic=True)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -91,9 +74,11 @@ class Runner:
         mesh: Any = None,
     ) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise TheseusError(f"eval.batch_size must be >= 1, got {batch_size}")
         if context_length < 2:
-            raise ValueError(f"context_length must be >= 2, got {context_length}")
+            raise TheseusError(
+                f"the evaluation context must hold at least 2 tokens (eval.context_length), got {context_length}"
+            )
         self.logits_fn = logits_fn
         self.params_fn = params_fn
         self.tokenizer = tokenizer

@@ -14,6 +14,7 @@ price that the model sees the padding tokens in front of shorter prompts.
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -65,11 +66,13 @@ def bucket(n: int, minimum: int = 8) -> int:
 
 @functools.partial(jax.jit, static_argnums=0)
 def _logits_at(
-    logits_fn: Callable[[Any, jax.Array], jax.Array], params: Any, idx: jax.Array, pos: jax.Array
+    logits_fn: Callable[[Any, jax.Array], jax.Array], params: Any, idx: jax.Array, pos: jax.Array, vocab: jax.Array
 ) -> jax.Array:
+    """Each row's logits at ``pos``; ids at or above ``vocab`` (which no tokenizer could decode) get ``-inf``."""
     logits = logits_fn(params, idx)
     rows = jnp.arange(idx.shape[0])
-    return logits[rows, pos].astype(jnp.float32)
+    picked = logits[rows, pos].astype(jnp.float32)
+    return jnp.where(jnp.arange(picked.shape[-1]) < vocab, picked, -jnp.inf)
 
 
 @functools.partial(jax.jit, static_argnames=("greedy", "top_k", "nucleus"))
@@ -124,8 +127,8 @@ def _check_arguments(
             raise TheseusError(
                 f"generate: prompt {i} is empty after tokenization; give it at least one token"
             )
-    if temperature < 0:
-        raise TheseusError(f"generate: temperature must be >= 0, got {temperature}")
+    if not temperature >= 0 or math.isinf(temperature):  # NaN fails the comparison
+        raise TheseusError(f"generate: temperature must be a number >= 0, got {temperature}")
     if top_k is not None and top_k < 1:
         raise TheseusError(f"generate: top_k must be >= 1, got {top_k}")
     if top_p is not None and not 0.0 < top_p <= 1.0:
@@ -221,7 +224,8 @@ def generate(
     shape). ``temperature=0`` is greedy; otherwise tokens are sampled after ``top_k`` and
     ``top_p`` (nucleus) filtering, from ``rng`` (default ``jax.random.key(0)``). A row stops
     at ``eos_id`` or when its decoded output contains one of ``stop_strings`` (which needs
-    ``tokenizer``). Prompts longer than ``max_length - max_new_tokens`` lose their oldest
+    ``tokenizer``). With a ``tokenizer``, ids it cannot decode (at or above its
+    ``vocab_size``: a model's vocabulary is often padded) are never generated. Prompts longer than ``max_length - max_new_tokens`` lose their oldest
     tokens, with a warning. Raises :class:`TheseusError` for an empty prompt or bad settings.
     """
     _check_arguments(
@@ -243,9 +247,10 @@ def generate(
         end[i] = start + len(row)
     key = rng if rng is not None else jax.random.key(0)
     outputs = _Rows(n, eos_id, stop_strings, tokenizer)
+    vocab = np.int32(tokenizer.vocab_size if tokenizer is not None else np.iinfo(np.int32).max)
     for _ in range(max_new_tokens):
         key, step_key = jax.random.split(key)
-        logits = _logits_at(fn, params, buf, end - 1)
+        logits = _logits_at(fn, params, buf, end - 1, vocab)
         picked = np.asarray(
             _pick(
                 logits,

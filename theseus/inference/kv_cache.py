@@ -3,13 +3,14 @@
 The prompts are padded on the **left**, so every row's newest token sits in the same
 column and one cache index serves the whole batch. Each row's positions start at 0 at
 its first real token and padding is masked out of attention, so a row's output is what
-it would be if it were generated alone. The model must follow the native GPT's decoding
-contract (:class:`theseus.model.models.GPT`)::
+it would be if it were generated alone. Any :class:`~theseus.model.module.Module` that
+implements the decoding hook :meth:`~theseus.model.module.Module.decoder` can generate::
 
     model.apply({"params": p, "cache": c}, idx, positions=pos, mask=mask, decode=True,
                 mutable=["cache"]) -> (logits[B, T, V], {"cache": c'})
 
-A scanned GPT decodes with its layers unrolled (see :func:`unrolled`). Two functions are
+The hook may hand back a twin better suited to decoding: a scanned GPT decodes with its
+layers unrolled. Two functions are
 compiled: the prefill (per batch bucket and prompt bucket) and a decode loop that runs up
 to ``chunk`` steps on the device before the host looks at the new tokens for stop
 strings (per batch bucket and cache length). Batches are padded to a
@@ -36,7 +37,7 @@ import numpy as np
 
 from theseus.errors import TheseusError
 from theseus.inference.generate import Generation, _check_arguments, _pick, _Rows, _truncate, bucket
-from theseus.model.models.gpt import GPT, unstack_layers
+from theseus.model.module import Module
 
 TRACES: Counter[str] = Counter()
 """How many times ``prefill`` and ``decode`` were traced (compiled) in this process."""
@@ -73,18 +74,6 @@ class _Sampler:
         return jax.vmap(one)(logits, row_keys)
 
 
-def unrolled(model: nn.Module, params: Any) -> tuple[nn.Module, Any]:
-    """A scanned GPT as its unrolled twin with the parameters unstacked (others unchanged).
-
-    Generation decodes with unrolled layers: a scanned layer stack passes each layer's
-    cache through the scan as a copy at every step, while unrolled layers update their
-    caches in place. Inside ``jit`` the unstacking is free.
-    """
-    if isinstance(model, GPT) and model.scan_layers:
-        return model.clone(scan_layers=False), unstack_layers(params)
-    return model, params
-
-
 def init_cache(model: nn.Module, batch: int, length: int) -> Any:
     """A zeroed ``cache`` collection for ``batch`` rows and ``length`` columns (works inside jit)."""
     shapes = jax.eval_shape(
@@ -95,7 +84,7 @@ def init_cache(model: nn.Module, batch: int, length: int) -> Any:
 
 @functools.partial(jax.jit, static_argnames=("model", "sampler", "length"))
 def _prefill(
-    model: nn.Module,
+    model: Module,
     sampler: _Sampler,
     params: Any,
     idx: jax.Array,
@@ -107,7 +96,7 @@ def _prefill(
     length: int,
 ) -> tuple[Any, jax.Array]:
     TRACES["prefill"] += 1
-    model, params = unrolled(model, params)
+    model, params = model.decoder(params)
     cache = init_cache(model, idx.shape[0], length)
     logits, variables = model.apply(
         {"params": params, "cache": cache}, idx, positions=positions, mask=mask, decode=True, mutable=["cache"]
@@ -118,7 +107,7 @@ def _prefill(
 
 @functools.partial(jax.jit, static_argnames=("model", "sampler", "chunk"), donate_argnames=("cache",))
 def _decode(
-    model: nn.Module,
+    model: Module,
     sampler: _Sampler,
     params: Any,
     cache: Any,
@@ -138,7 +127,7 @@ def _decode(
     filled), ``count`` and the last token of each row.
     """
     TRACES["decode"] += 1
-    model, params = unrolled(model, params)
+    model, params = model.decoder(params)
     out = jnp.zeros((token.shape[0], chunk), jnp.int32)
 
     def running(carry: tuple[Any, ...]) -> jax.Array:
@@ -163,7 +152,7 @@ def _decode(
 
 
 def generate_cached(
-    model: nn.Module,
+    model: Module,
     params: Any,
     prompts_ids: Sequence[Sequence[int]],
     max_new_tokens: int,
@@ -181,7 +170,7 @@ def generate_cached(
 ) -> list[Generation]:
     """Continue each prompt by up to ``max_new_tokens`` tokens, with a key/value cache.
 
-    ``model`` is a GPT (or any module with its decoding contract, see the module doc) and
+    ``model`` is a theseus Module implementing the decoding hook (see the module doc) and
     ``params`` its parameters. ``temperature=0`` is greedy; otherwise tokens are sampled
     after ``top_k`` and ``top_p`` (nucleus) filtering, from ``rng`` (default
     ``jax.random.key(0)``); a given ``rng`` gives the same output on every call. A row
@@ -194,14 +183,14 @@ def generate_cached(
     :class:`~theseus.errors.TheseusError` for an empty prompt or bad settings.
     """
     if max_length is None:
-        max_length = getattr(model, "block_size", None)
+        max_length = model.block_size
         if max_length is None:
             raise TheseusError(f"generate: {type(model).__name__} has no block_size; pass max_length")
     _check_arguments(
         prompts_ids, max_new_tokens, temperature, top_k, top_p, stop_strings, tokenizer, max_length
     )
     if chunk < 1:
-        raise ValueError(f"chunk must be >= 1, got {chunk}")
+        raise TheseusError(f"generate: chunk must be >= 1, got {chunk}")
     rows = _truncate(prompts_ids, max_new_tokens, max_length)
     n = len(rows)
     batch = bucket(n, minimum=1)
@@ -251,4 +240,4 @@ def generate_cached(
     return outputs.results()
 
 
-__all__ = ["TRACES", "generate_cached", "init_cache", "unrolled"]
+__all__ = ["TRACES", "generate_cached", "init_cache"]

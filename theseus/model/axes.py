@@ -1,7 +1,10 @@
 """Logical axis names that parameters and activations are annotated with.
 
 A model's ``sharding`` rules map these names onto the physical mesh axes of
-:class:`theseus.base.axis.Axis`; the names themselves say nothing about devices.
+:class:`theseus.base.axis.Axis` (singular: ``batch`` and ``shard``); the names themselves
+say nothing about devices. ``Axes.BATCH`` (``"activation_batch"``) is deliberately not
+``Axis.BATCH`` (``"batch"``): logical and physical names never coincide, and the trainer adds
+the rule that maps one onto the other unless a model gives its own.
 """
 
 from __future__ import annotations

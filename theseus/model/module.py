@@ -3,9 +3,15 @@
 A model is a :class:`flax.linen.Module` whose configurable attributes are declared with
 :func:`theseus.config.field`, so ``configure(MyModel)`` builds it from the active config.
 It says how its parameters are laid out on a device mesh through :attr:`Module.sharding`
-(logical axis name → mesh axis), creates every parameter with logical axis names
-(``nn.with_logical_partitioning``), and reports its cost for MFU through
-:meth:`Module.flops_per_token`.
+(logical axis name → mesh axis) and creates every parameter with logical axis names
+(``nn.with_logical_partitioning``). The contract is three members: :meth:`components`,
+:attr:`sharding` and ``__call__``.
+
+Everything else trainers, evaluators and generators read from a model is declared here
+with a default: :attr:`Module.block_size` (the context length), :attr:`Module.vocab_size`
+(rows of the output distribution), :meth:`Module.decoder` (the hook KV-cache generation
+uses; without it a model generates by recomputation) and :meth:`Module.flops_per_token`
+(its cost for MFU: counted from the forward pass unless the model states it).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import jax.numpy as jnp
 
 from theseus.base.axis import Axis
 from theseus.config import field
+from theseus.errors import TheseusError
 from theseus.model.axes import Axes
 
 DTypeName = Literal["float32", "bfloat16", "float16"]
@@ -33,9 +40,9 @@ ShardingRules = list[tuple[str, Axis | None]]
 class Module(nn.Module):
     """Base class of theseus models: config-bound fields, sharding rules, loss and cost.
 
-    Subclasses implement ``__call__``, :attr:`sharding`, :meth:`matmul_params` and
-    :meth:`attention_flops_per_token`, and list the sub-module classes that carry config
-    fields of their own in :meth:`components`.
+    Subclasses implement ``__call__(idx, *, deterministic=True) -> logits[B, T, V]`` and
+    :attr:`sharding`, and list the sub-module classes that carry config fields of their own
+    in :meth:`components`. The rest is optional (see the module doc).
     """
 
     param_dtype: DTypeName = field(
@@ -53,7 +60,51 @@ class Module(nn.Module):
     @property
     def sharding(self) -> ShardingRules:
         """Logical-axis rules ``[(Axes.X.value, Axis.SHARD | None), ...]`` for this model's parameters."""
-        raise NotImplementedError(f"{type(self).__name__} must define its sharding rules")
+        raise TheseusError(
+            f"{type(self).__name__} must define its sharding rules: the sharding property (see Module.sharding)"
+        )
+
+    # ---- what trainers, evaluators and generators read (a subclass may redeclare these as fields)
+
+    @property
+    def block_size(self) -> int | None:
+        """The context length the model is trained and evaluated at; ``None``: the model has none."""
+        return self.__dict__.get("_block_size")
+
+    @block_size.setter
+    def block_size(self, value: int | None) -> None:
+        # lets a subclass redeclare block_size as a (mandatory) dataclass field
+        self.__dict__["_block_size"] = value
+
+    @property
+    def vocab_size(self) -> int | None:
+        """Rows of the output distribution (every token id is below it); ``None``: unknown."""
+        return self.__dict__.get("_vocab_size")
+
+    @vocab_size.setter
+    def vocab_size(self, value: int | None) -> None:
+        self.__dict__["_vocab_size"] = value
+
+    def decoder(self, params: Any) -> tuple[Module, Any]:
+        """The module and parameters that KV-cache generation runs (see :mod:`theseus.inference.kv_cache`).
+
+        Generation calls ``module.apply({"params": p, "cache": c}, idx, positions=pos, mask=mask,
+        decode=True, mutable=["cache"]) -> (logits[B, T, V], {"cache": c'})``: with ``decode``
+        the model appends the keys and values of ``idx`` to the ``cache`` collection and
+        attends over everything cached so far, ``positions[B, T]`` are the tokens' absolute
+        positions and ``mask[B, T]`` marks real tokens (prompts are left-padded). A model that
+        decodes this way overrides this method, returning itself (or a twin better suited to
+        decoding, with its parameters converted) — see :meth:`can_decode`. The default raises
+        :class:`~theseus.errors.TheseusError`.
+        """
+        raise TheseusError(
+            f"{type(self).__name__} cannot generate with a KV cache: it does not implement Module.decoder()"
+        )
+
+    @classmethod
+    def can_decode(cls) -> bool:
+        """True when the class implements :meth:`decoder` (so ``theseus generate`` can sample it)."""
+        return cls.decoder is not Module.decoder
 
     @property
     def weight_dtype(self) -> jnp.dtype:
@@ -88,22 +139,42 @@ class Module(nn.Module):
         nll = cross_entropy(logits.astype(jnp.float32), safe_targets)
         return jnp.sum(nll * weights), jnp.sum(weights)
 
-    def matmul_params(self) -> int:
-        """Parameters that take part in matmuls, LM head included, input embedding lookups excluded."""
-        raise NotImplementedError(f"{type(self).__name__} must count its matmul parameters")
+    def matmul_params(self) -> int | None:
+        """Parameters that take part in matmuls, LM head included, input embedding lookups excluded.
+
+        ``None`` (the default): not stated, and :meth:`flops_per_token` counts the forward pass.
+        """
+        return None
 
     def attention_flops_per_token(self, seq_len: int) -> float:
-        """Training FLOPs per token spent in attention scores and values at ``seq_len``."""
-        raise NotImplementedError(f"{type(self).__name__} must give its attention FLOPs")
+        """Training FLOPs per token spent in attention scores and values at ``seq_len`` (with :meth:`matmul_params`)."""
+        return 0.0
 
-    def flops_per_token(self, seq_len: int) -> float:
-        """Training FLOPs (forward + backward) per token, PaLM appendix B: ``6N + attention``.
+    def flops_per_token(self, seq_len: int) -> float | None:
+        """Training FLOPs (forward + backward) per token at ``seq_len``, for MFU; ``None``: unknown.
 
-        For a standard transformer the attention term is ``12·L·H·Q·T`` (layers, heads,
-        head dim, sequence length). Causal masking is *not* credited: the full ``T x T``
-        score matrix is counted, as in PaLM, nanoGPT and torchtitan.
+        A model that states :meth:`matmul_params` gets PaLM's appendix B, ``6N + attention``
+        (for a standard transformer the attention term is ``12·L·H·Q·T``: layers, heads, head
+        dim, sequence length; causal masking is *not* credited, as in PaLM, nanoGPT and
+        torchtitan). Any other model's matrix products are counted from its forward pass
+        (:func:`theseus.model.flops.counted_flops_per_token`, the same convention); override
+        this for more precision. When it is ``None`` the trainer reports no MFU.
         """
-        return 6.0 * self.matmul_params() + self.attention_flops_per_token(seq_len)
+        matmul = self.matmul_params()
+        if matmul is None:
+            from theseus.model.flops import counted_flops_per_token
+
+            return counted_flops_per_token(self, seq_len)
+        return 6.0 * matmul + self.attention_flops_per_token(seq_len)
+
+    def activation_bytes(self, batch: int, seq_len: int) -> float | None:
+        """A lower bound on the bytes of activations a training step keeps for ``batch`` sequences of ``seq_len``.
+
+        The trainer compares it (plus parameters and gradients) with a device's memory
+        before compiling, to refuse a batch or block size that cannot fit in one line. The
+        default, ``None``, skips that check.
+        """
+        return None
 
     @staticmethod
     def num_params(params: Any) -> int:

@@ -1,20 +1,15 @@
-"""From a model's logical-axis rules and a mesh to concrete ``NamedSharding``s.
+"""Placing batches on the mesh: micro-batches for gradient accumulation, rows split over ``batch``.
 
-Parameters carry logical axis names; :func:`logical_rules` turns the model's
-``sharding`` property into flax rules (adding ``activation_batch → batch`` for
-activations), and :func:`param_shardings` evaluates the model's init abstractly to
-read the names of every parameter. :func:`init_params` then creates the parameters
-directly in their sharded layout, never whole on one device.
+The model's side of sharding (logical rules, parameter shardings, sharded init) lives in
+:mod:`theseus.model.sharding`, beside the models; its names are imported here too, so the
+training code reads one module.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,29 +17,29 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from theseus.base.axis import Axis
-from theseus.model.axes import Axes
-from theseus.model.module import Module
+from theseus.model.sharding import (
+    Rules,
+    boxed_params,
+    init_params,
+    logical_rules,
+    param_shardings,
+    sharding_context,
+    shardings_of,
+)
 
-Rules = tuple[tuple[str, str | None], ...]
-
-
-def _name(axis: Any) -> Any:
-    return axis.value if isinstance(axis, enum.Enum) else axis
-
-
-def logical_rules(model: Module) -> Rules:
-    """The model's rules as plain strings, plus ``activation_batch → batch`` unless it set its own."""
-    rules = [(_name(logical), _name(mesh_axis)) for logical, mesh_axis in model.sharding]
-    if all(logical != Axes.BATCH.value for logical, _ in rules):
-        rules.append((Axes.BATCH.value, Axis.BATCH.value))
-    return tuple(rules)
-
-
-@contextmanager
-def sharding_context(model: Module, mesh: Mesh) -> Iterator[None]:
-    """Activate the model's rules and the mesh, so activation constraints take effect while tracing."""
-    with jax.sharding.use_abstract_mesh(mesh.abstract_mesh), nn.logical_axis_rules(logical_rules(model)):
-        yield
+__all__ = [
+    "Rules",
+    "batch_sharding",
+    "boxed_params",
+    "init_params",
+    "logical_rules",
+    "microbatches",
+    "param_shardings",
+    "replicated",
+    "shard_batch",
+    "sharding_context",
+    "shardings_of",
+]
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -58,42 +53,6 @@ def batch_sharding(mesh: Mesh, ndim: int = 3, batch_dim: int | None = None) -> N
     spec: list[str | None] = [None] * ndim
     spec[dim] = Axis.BATCH.value
     return NamedSharding(mesh, P(*spec))
-
-
-def _sample(sample_shape: Sequence[int]) -> jax.ShapeDtypeStruct:
-    return jax.ShapeDtypeStruct(tuple(sample_shape), jnp.int32)
-
-
-def boxed_params(model: Module, rng: jax.Array, sample_shape: Sequence[int]) -> Any:
-    """The model's ``params`` collection with its logical-partitioning boxes (trace inside jit/eval_shape)."""
-    return model.init(rng, jnp.zeros(tuple(sample_shape), jnp.int32))["params"]
-
-
-def shardings_of(boxed_tree: Any, model: Module, mesh: Mesh) -> Any:
-    """``NamedSharding`` for every leaf of an (abstract) boxed tree; unboxed leaves are replicated."""
-    specs = nn.get_partition_spec(boxed_tree)
-    return nn.logical_to_mesh_sharding(specs, mesh, logical_rules(model))
-
-
-def param_shardings(model: Module, mesh: Mesh, sample_shape: Sequence[int]) -> Any:
-    """Shardings of the model's parameters (same tree as the unboxed ``params`` collection)."""
-    abstract = jax.eval_shape(lambda rng: boxed_params(model, rng, sample_shape), jax.random.key(0))
-    return shardings_of(abstract, model, mesh)
-
-
-def init_params(model: Module, mesh: Mesh, rng: jax.Array, sample_shape: Sequence[int]) -> Any:
-    """The model's ``params`` collection, initialised in place in its sharded layout.
-
-    ``sample_shape`` is the ``[B, T]`` of an example input (e.g. ``(1, block_size)``);
-    the values do not depend on it.
-    """
-    shardings = param_shardings(model, mesh, sample_shape)
-
-    def init(key: jax.Array) -> Any:
-        with sharding_context(model, mesh):
-            return nn.meta.unbox(boxed_params(model, key, sample_shape))
-
-    return jax.jit(init, out_shardings=shardings)(rng)
 
 
 def microbatches(batch: Mapping[str, Any], accum_steps: int) -> dict[str, Any]:

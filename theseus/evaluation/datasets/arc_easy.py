@@ -24,9 +24,13 @@ class ArcEasyConfig:
     """Where ARC-Easy's rows come from."""
 
     data_files: str | None = field(
-        "eval/arc_easy/data_files", default=None, doc=f"local files in the {HUB_ID} schema (None: the hub)"
+        "eval/arc_easy/data_files", default=None, doc=f"local files in the {HUB_ID} schema (None: the hub)",
+        changeable=True,
     )
-    split: str = field("eval/arc_easy/split", default="test", doc="train, validation or test")
+    split: str = field(
+        "eval/arc_easy/split", default="test", doc="train, validation or test",
+        changeable=True,
+    )
 
 
 def to_choice(row: dict[str, Any]) -> Choice:

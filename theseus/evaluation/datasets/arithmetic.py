@@ -23,14 +23,18 @@ OPERATIONS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b
 class ArithmeticConfig:
     """How many problems, how large, which operations."""
 
-    n_examples: int = field("eval/arithmetic/n_examples", default=200, doc="number of problems")
+    n_examples: int = field(
+        "eval/arithmetic/n_examples", default=200, doc="number of problems", ge=1,
+        changeable=True,
+    )
     max_operand: int = field(
-        "eval/arithmetic/max_operand", default=99, doc="operands are drawn from 0..max_operand"
+        "eval/arithmetic/max_operand", default=99, doc="operands are drawn from 0..max_operand", ge=0,
+        changeable=True,
     )
     operations: str = field(
-        "eval/arithmetic/operations", default="+", doc="operators to draw from, e.g. '+-*'"
+        "eval/arithmetic/operations", default="+", doc="operators to draw from, e.g. '+-*'", changeable=True
     )
-    seed: int = field("eval/arithmetic/seed", default=0, doc="seed of the problem generator")
+    seed: int = field("eval/arithmetic/seed", default=0, doc="seed of the problem generator", changeable=True)
 
 
 def problems(cfg: ArithmeticConfig) -> list[Prompt]:

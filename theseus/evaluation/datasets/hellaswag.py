@@ -26,10 +26,12 @@ class HellaSwagConfig:
     """Where HellaSwag's rows come from."""
 
     data_files: str | None = field(
-        "eval/hellaswag/data_files", default=None, doc=f"local files in the {HUB_ID} schema (None: the hub)"
+        "eval/hellaswag/data_files", default=None, doc=f"local files in the {HUB_ID} schema (None: the hub)",
+        changeable=True,
     )
     split: str = field(
-        "eval/hellaswag/split", default="validation", doc="split to score (test has no labels)"
+        "eval/hellaswag/split", default="validation", doc="split to score (test has no labels)",
+        changeable=True,
     )
 
 

@@ -24,9 +24,13 @@ class LambadaConfig:
     """Where LAMBADA's rows come from."""
 
     data_files: str | None = field(
-        "eval/lambada/data_files", default=None, doc=f"local files in the {HUB_ID} schema (None: the hub)"
+        "eval/lambada/data_files", default=None, doc=f"local files in the {HUB_ID} schema (None: the hub)",
+        changeable=True,
     )
-    split: str = field("eval/lambada/split", default="test", doc="the only split of lambada_openai is test")
+    split: str = field(
+        "eval/lambada/split", default="test", doc="the only split of lambada_openai is test",
+        changeable=True,
+    )
 
 
 def to_continuation(text: str) -> Continuation:

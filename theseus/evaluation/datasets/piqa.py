@@ -24,9 +24,13 @@ class PiqaConfig:
     """Where PIQA's rows come from."""
 
     data_files: str | None = field(
-        "eval/piqa/data_files", default=None, doc=f"local files in the {HUB_ID} schema (None: the hub)"
+        "eval/piqa/data_files", default=None, doc=f"local files in the {HUB_ID} schema (None: the hub)",
+        changeable=True,
     )
-    split: str = field("eval/piqa/split", default="validation", doc="split to score (test has no labels)")
+    split: str = field(
+        "eval/piqa/split", default="validation", doc="split to score (test has no labels)",
+        changeable=True,
+    )
 
 
 def to_choice(row: dict[str, Any]) -> Choice:

@@ -24,16 +24,24 @@ class ShakespeareEvalConfig:
     """Which Shakespeare texts are held out, and how they are cut into documents."""
 
     edition: Literal["modern", "folio", "both"] = field(
-        "eval/shakespeare/edition", default="modern", doc="as data.shakespeare.edition of the training data"
+        "eval/shakespeare/edition", default="modern", doc="as data.shakespeare.edition of the training data",
+        changeable=True,
     )
     val_fraction: float = field(
-        "eval/shakespeare/val_fraction", default=0.05, doc="as data.val_fraction of the training data"
+        "eval/shakespeare/val_fraction",
+        default=0.05,
+        doc="as data.val_fraction of the training data",
+        ge=0,
+        le=1,
+        changeable=True,
     )
     split_seed: int = field(
-        "eval/shakespeare/split_seed", default=0, doc="as data.split_seed of the training data"
+        "eval/shakespeare/split_seed", default=0, doc="as data.split_seed of the training data",
+        changeable=True,
     )
     chars: int = field(
-        "eval/shakespeare/chars", default=2000, doc="characters per document (cut at line breaks)"
+        "eval/shakespeare/chars", default=2000, doc="characters per document (cut at line breaks)", ge=1,
+        changeable=True,
     )
 
 

@@ -74,7 +74,7 @@ class Evaluation(ABC, Generic[ExampleT]):
     def load(self) -> Sequence[ExampleT]:
         """Every example, in a fixed order (subclasses without ``examples=`` override this)."""
         if self._examples is None:
-            raise NotImplementedError(f"{type(self).__name__} must override load() or be given examples=")
+            raise TheseusError(f"{type(self).__name__} must override load() or be given examples=")
         return self._examples
 
     def examples(self, max_examples: int | None = None) -> list[ExampleT]:

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from theseus.base.axis import Axis
 from theseus.config import field
-from theseus.errors import ConfigError
+from theseus.errors import ConfigError, TheseusError
 from theseus.model.axes import Axes
 from theseus.model.layers import AttentionKind, Embedding, Linear, MLPKind, Norm, NormKind, TransformerBlock
 from theseus.model.layers.attention import ATTENTION_KINDS
@@ -43,30 +43,39 @@ class GPT(Module):
     the vocabulary over the ``shard`` mesh axis.
     """
 
-    n_layers: int = field("architecture/n_layers", default=4, doc="number of transformer blocks")
-    n_embd: int = field("architecture/n_embd", default=256, doc="width of the residual stream")
-    n_head: int = field("architecture/n_head", default=4, doc="attention heads (must divide n_embd)")
-    block_size: int = field("architecture/block_size", default=256, doc="training context length")
-    vocab_size: int = field("architecture/vocab_size", default=50304, doc="rows of the token embedding")
+    n_layers: int = field("architecture/n_layers", default=4, doc="number of transformer blocks", ge=1)
+    n_embd: int = field("architecture/n_embd", default=256, doc="width of the residual stream", ge=1)
+    n_head: int = field("architecture/n_head", default=4, doc="attention heads (must divide n_embd)", ge=1)
+    block_size: int = field("architecture/block_size", default=256, doc="training context length", ge=1)
+    vocab_size: int | None = field(
+        "architecture/vocab_size",
+        default=None,
+        doc="rows of the token embedding; None: the training data's vocabulary rounded up to a multiple of 64",
+        ge=1,
+    )
     mlp: MLPKind = field("architecture/mlp", default="gelu", doc="gelu (2 matrices) or swiglu (3)")
     n_embd_ff: int | None = field(
         "architecture/n_embd_ff", default=None,
         doc="MLP hidden width; None: 4*n_embd for gelu, 8/3*n_embd rounded up to 64 for swiglu",
+        ge=1,
     )
     position: Literal["rope", "learned"] = field(
         "architecture/position", default="rope", doc="rotary positions or a learned table"
     )
-    rope_theta: float = field("architecture/rope_theta", default=10000.0, doc="RoPE base")
+    rope_theta: float = field("architecture/rope_theta", default=10000.0, doc="RoPE base", gt=0)
     tie_embeddings: bool = field(
         "architecture/tie_embeddings", default=True, doc="LM head reuses the token embedding"
     )
-    dropout: float = field("architecture/dropout", default=0.0, doc="dropout on embeddings and residual branches")
+    dropout: float = field(
+        "architecture/dropout", default=0.0, doc="dropout on embeddings and residual branches", ge=0, lt=1
+    )
     bias: bool = field("architecture/bias", default=False, doc="biases in projections and LayerNorm")
     norm: NormKind = field("architecture/norm", default="layernorm", doc="layernorm or rmsnorm")
-    norm_eps: float = field("architecture/norm_eps", default=1e-5, doc="epsilon of the norms")
+    norm_eps: float = field("architecture/norm_eps", default=1e-5, doc="epsilon of the norms", gt=0)
     init_std: float = field(
         "architecture/init_std", default=0.02,
         doc="std of weight init; output projections use init_std/sqrt(2*n_layers)",
+        ge=0,
     )
     scan_layers: bool = field(
         "architecture/scan_layers", default=True, doc="stack the layers' parameters and scan over them"
@@ -83,6 +92,7 @@ class GPT(Module):
     remat: RematPolicy = field(
         "architecture/remat", default="none",
         doc="recompute activations in backward: none, full, dots_saveable, dots_with_no_batch_dims_saveable",
+        changeable=True,
     )
 
     def __post_init__(self) -> None:
@@ -128,6 +138,13 @@ class GPT(Module):
         return 4 * self.n_embd
 
     @property
+    def vocab(self) -> int:
+        """``vocab_size``, which must be set by now (a trainer fills it in from its data)."""
+        if self.vocab_size is None:
+            raise ConfigError("architecture.vocab_size is not set: give it, or train on tokenized data to fill it in")
+        return int(self.vocab_size)
+
+    @property
     def head_dim(self) -> int:
         """Width of one attention head."""
         return self.n_embd // self.n_head
@@ -137,11 +154,33 @@ class GPT(Module):
         d = self.n_embd
         mlp_matrices = 3 if self.mlp == "swiglu" else 2
         per_layer = 3 * d * d + d * d + mlp_matrices * d * self.ff_width
-        return self.n_layers * per_layer + d * self.vocab_size
+        return self.n_layers * per_layer + d * self.vocab
 
     def attention_flops_per_token(self, seq_len: int) -> float:
         """``12·L·H·Q·T``: QKᵀ and AV, forward and backward, over the full (unmasked) ``T x T``."""
         return 12.0 * self.n_layers * self.n_head * self.head_dim * seq_len
+
+    def activation_bytes(self, batch: int, seq_len: int) -> float:
+        """What the backward pass needs kept, at the least: per layer the block's inputs, projections,
+        MLP hidden state and the ``H x T x T`` attention weights (theseus attends with XLA, which
+        materialises them), or with ``remat`` only each layer's input plus one layer in full; and
+        the float32 logits.
+        """
+        width = jnp.dtype(self.compute_dtype).itemsize
+        per_layer = (7 * self.n_embd + 2 * self.ff_width + self.n_head * seq_len) * width
+        kept = self.n_layers * per_layer if self.remat == "none" else self.n_layers * self.n_embd * width + per_layer
+        return float(batch) * seq_len * (kept + 4 * self.vocab)
+
+    def decoder(self, params: Any) -> tuple[GPT, Any]:
+        """Decode with unrolled layers: a scanned GPT becomes its unrolled twin, parameters unstacked.
+
+        A scanned layer stack passes each layer's cache through the scan as a copy at every
+        step, while unrolled layers update their caches in place. Inside ``jit`` the
+        unstacking is free.
+        """
+        if self.scan_layers:
+            return self.clone(scan_layers=False), unstack_layers(params)
+        return self, params
 
     # ---- forward
 
@@ -168,12 +207,15 @@ class GPT(Module):
         """
         length = idx.shape[-1]
         if self.position == "learned" and length > self.block_size:
-            raise ValueError(f"sequence of {length} tokens exceeds block_size={self.block_size}")
+            raise TheseusError(
+                f"a sequence of {length} tokens is longer than architecture.block_size={self.block_size}, "
+                "which a GPT with learned positions cannot exceed; use a context of at most that many tokens"
+            )
         if positions is None:
             positions = jnp.arange(length, dtype=jnp.int32)
         dtype, param_dtype = self.compute_dtype, self.weight_dtype
         tokens = Embedding(
-            self.vocab_size, self.n_embd, init_std=self.init_std, dtype=dtype, param_dtype=param_dtype,
+            self.vocab, self.n_embd, init_std=self.init_std, dtype=dtype, param_dtype=param_dtype,
             name="token_embedding",
         )
         x = tokens(idx)
@@ -189,7 +231,7 @@ class GPT(Module):
             logits = tokens.attend(x)
         else:
             logits = Linear(
-                self.vocab_size, Axes.N_EMBD, Axes.VOCAB, init_std=self.init_std, dtype=dtype,
+                self.vocab, Axes.N_EMBD, Axes.VOCAB, init_std=self.init_std, dtype=dtype,
                 param_dtype=param_dtype, name="lm_head",
             )(x).astype(jnp.float32)
         return self.constrain(logits, (Axes.BATCH, Axes.BLOCK_SIZE, Axes.VOCAB))

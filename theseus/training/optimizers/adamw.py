@@ -14,9 +14,15 @@ from theseus.training.optimizers.base import OptimizerConfig, decay_mask, with_c
 class AdamWConfig(OptimizerConfig):
     """Adam moments' decay rates and epsilon."""
 
-    beta1: float = field("optimization/beta1", default=0.9, doc="Adam first-moment decay")
-    beta2: float = field("optimization/beta2", default=0.95, doc="Adam second-moment decay")
-    eps: float = field("optimization/eps", default=1e-8, doc="Adam epsilon")
+    beta1: float = field(
+        "optimization/beta1", default=0.9, doc="Adam first-moment decay", ge=0, lt=1,
+        changeable=True,
+    )
+    beta2: float = field(
+        "optimization/beta2", default=0.95, doc="Adam second-moment decay", ge=0, lt=1,
+        changeable=True,
+    )
+    eps: float = field("optimization/eps", default=1e-8, doc="Adam epsilon", ge=0, changeable=True)
 
 
 def adamw_transform(cfg: AdamWConfig, lr: optax.ScalarOrSchedule) -> optax.GradientTransformation:

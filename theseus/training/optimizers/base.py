@@ -35,10 +35,15 @@ class OptimizerConfig:
     """Keys every optimizer reads."""
 
     weight_decay: float = field(
-        "optimization/weight_decay", default=0.1, doc="decoupled weight decay (times lr) on matrices"
+        "optimization/weight_decay", default=0.1, doc="decoupled weight decay (times lr) on matrices", ge=0,
+        changeable=True,
     )
     grad_clip: float | None = field(
-        "optimization/grad_clip", default=1.0, doc="clip gradients to this global norm; None: no clipping"
+        "optimization/grad_clip",
+        default=1.0,
+        doc="clip gradients to this global norm; None or 0: no clipping",
+        ge=0,
+        changeable=True,
     )
 
 
@@ -59,9 +64,13 @@ def decay_mask(params: Any) -> Any:
 
 
 def with_clipping(cfg: OptimizerConfig, tx: optax.GradientTransformation) -> optax.GradientTransformation:
-    """``tx`` preceded by global-norm clipping when ``cfg.grad_clip`` is set."""
+    """``tx`` preceded by global-norm clipping when ``cfg.grad_clip`` is set.
+
+    Without clipping, a stateless identity takes the clip's place, so the optimizer state
+    has one shape whatever ``grad_clip`` is: a run may turn clipping on or off on resume.
+    """
     if cfg.grad_clip is None or cfg.grad_clip <= 0:
-        return tx
+        return optax.chain(optax.identity(), tx)
     return optax.chain(optax.clip_by_global_norm(cfg.grad_clip), tx)
 
 

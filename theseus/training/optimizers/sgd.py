@@ -14,8 +14,14 @@ from theseus.training.optimizers.base import OptimizerConfig, decay_mask, with_c
 class SGDConfig(OptimizerConfig):
     """Momentum settings."""
 
-    momentum: float = field("optimization/momentum", default=0.9, doc="SGD momentum (0: none)")
-    nesterov: bool = field("optimization/nesterov", default=False, doc="Nesterov momentum")
+    momentum: float = field(
+        "optimization/momentum",
+        default=0.9,
+        doc="SGD momentum (0: none); fixed under a run, since 0 keeps no momentum buffer",
+        ge=0,
+        lt=1,
+    )
+    nesterov: bool = field("optimization/nesterov", default=False, doc="Nesterov momentum", changeable=True)
 
 
 def build(cfg: SGDConfig, lr: optax.ScalarOrSchedule) -> optax.GradientTransformation:
@@ -23,7 +29,8 @@ def build(cfg: SGDConfig, lr: optax.ScalarOrSchedule) -> optax.GradientTransform
     parts = []
     if cfg.momentum:
         parts.append(optax.trace(decay=cfg.momentum, nesterov=cfg.nesterov))
-    if cfg.weight_decay:
-        parts.append(optax.add_decayed_weights(cfg.weight_decay, mask=decay_mask))
+    # present even at weight_decay=0 (adding 0 x param changes nothing), so the state keeps its
+    # shape when a resumed run changes the decay
+    parts.append(optax.add_decayed_weights(cfg.weight_decay, mask=decay_mask))
     parts.append(optax.scale_by_learning_rate(lr))
     return with_clipping(cfg, optax.chain(*parts))

@@ -33,7 +33,7 @@ class ScheduleEntry(NamedTuple):
 class LearningRateConfig:
     """The peak learning rate."""
 
-    lr: float = field("optimization/lr", default=DEFAULT_LR, doc="peak learning rate")
+    lr: float = field("optimization/lr", default=DEFAULT_LR, doc="peak learning rate", ge=0, changeable=True)
 
 
 @dataclass
@@ -41,10 +41,16 @@ class WarmupConfig(LearningRateConfig):
     """Peak learning rate plus a linear warmup."""
 
     warmup_steps: int | None = field(
-        "optimization/warmup_steps", default=None, doc="linear warmup steps; None: use warmup_pct"
+        "optimization/warmup_steps", default=None, doc="linear warmup steps; None: use warmup_pct", ge=0,
+        changeable=True,
     )
     warmup_pct: float = field(
-        "optimization/warmup_pct", default=0.01, doc="warmup as a fraction of total steps (if warmup_steps is None)"
+        "optimization/warmup_pct",
+        default=0.01,
+        doc="warmup as a fraction of total steps (if warmup_steps is None)",
+        ge=0,
+        le=1,
+        changeable=True,
     )
 
     def warmup(self, total_steps: int) -> int:
@@ -61,7 +67,8 @@ class DecayConfig(WarmupConfig):
     """Warmup, then a decay to a floor."""
 
     min_lr_ratio: float = field(
-        "optimization/min_lr_ratio", default=0.1, doc="final learning rate as a fraction of lr"
+        "optimization/min_lr_ratio", default=0.1, doc="final learning rate as a fraction of lr", ge=0, le=1,
+        changeable=True,
     )
 
 
@@ -71,24 +78,39 @@ def check_total_steps(total_steps: int) -> None:
         raise TheseusError(f"a schedule needs at least one training step, got total_steps={total_steps}")
 
 
-def warmup_factor(step: jax.Array, warmup: int) -> jax.Array:
-    """``min(1, (step + 1) / warmup)``; 1 when there is no warmup."""
+def with_warmup(lr: float, warmup: int, after: optax.Schedule) -> optax.Schedule:
+    """``after`` (counting its steps from the end of warmup) behind a linear warmup to ``lr``."""
     if warmup <= 0:
-        return jnp.ones_like(step, dtype=jnp.float32)
-    return jnp.minimum(1.0, (step.astype(jnp.float32) + 1.0) / warmup)
+        return after
+    ramp = optax.linear_schedule(lr / warmup, lr, warmup - 1) if warmup > 1 else optax.constant_schedule(lr)
+    return optax.join_schedules([ramp, after], [warmup])
 
 
-def progress(step: jax.Array, start: int, end: int) -> jax.Array:
-    """Where ``step`` is between ``start`` (0) and ``end`` (1), clipped to [0, 1].
+# Decay shapes as functions of the progress f in [0, 1]. optax.cosine_decay_schedule serves
+# "cosine"; optax has no 1 - sqrt(f), and its linear_schedule ends slightly below its end
+# value under jit (-7.5e-12 for a floor of 0: XLA multiplies by the reciprocal of the step
+# count), which would make the last step's learning rate negative.
+_SHAPES: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "linear": lambda f: 1.0 - f,
+    "sqrt": lambda f: 1.0 - jnp.sqrt(f),
+}
 
-    An empty span (``end <= start``) is a step function: 1 from ``end`` on.
+
+def decay(shape: str, lr: float, min_lr_ratio: float, steps: int) -> optax.Schedule:
+    """From ``lr`` at its step 0 to ``lr * min_lr_ratio`` at its step ``steps``, then flat.
+
+    ``shape`` is ``linear``, ``cosine`` (a half cosine) or ``sqrt`` (``1 - sqrt`` of the
+    progress). With ``steps <= 0`` the floor holds from step 0.
     """
-    step = step.astype(jnp.float32)
-    if end <= start:
-        return (step >= end).astype(jnp.float32)
-    return jnp.clip((step - start) / (end - start), 0.0, 1.0)
+    floor = lr * min_lr_ratio
+    if steps <= 0:
+        return optax.constant_schedule(floor)
+    if shape == "cosine":
+        return optax.cosine_decay_schedule(lr, steps, alpha=min_lr_ratio)
+    curve = _SHAPES[shape]
 
+    def schedule(step: jax.Array) -> jax.Array:
+        fraction = jnp.clip(jnp.asarray(step, jnp.float32) / steps, 0.0, 1.0)
+        return floor + (lr - floor) * curve(fraction)
 
-def between(floor: float, peak: float, fraction: jax.Array) -> jax.Array:
-    """``floor + (peak - floor) * fraction``."""
-    return floor + (peak - floor) * fraction
+    return schedule

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any, ClassVar
 
-from theseus.config import current_config, field, flatten_tree, to_tree
+from theseus.config import configure, field
 from theseus.errors import TheseusError
 from theseus.evaluation import Evaluator, EvaluatorConfig
 from theseus.job import BasicJob
 from theseus.model.models import GPT
+from theseus.trained_run import TrainedRun
 from theseus.training.trainer import BaseTrainer, BaseTrainerConfig
 
 log = logging.getLogger("theseus")
@@ -37,35 +37,29 @@ class EvaluateCheckpointConfig:
     run: str = field(
         "evaluate/run", doc="the run to evaluate: a run name beside this one, or a run directory path"
     )
-    step: int | None = field("evaluate/step", default=None, doc="checkpoint step (None: the newest)")
+    step: int | None = field("evaluate/step", default=None, doc="checkpoint step (None: the newest)", ge=0)
 
 
 class EvaluateGPTCheckpoint(BasicJob[EvaluateCheckpointConfig]):
     """Evaluate a GPT checkpoint standalone: eval.evaluations on the run named by evaluate.run."""
 
     CONFIG = EvaluateCheckpointConfig
+    EVALUATOR: ClassVar[type[Evaluator[Any]]] = EvaluateGPT
 
     @classmethod
     def config(cls) -> list[type]:
         """The checkpoint to read plus the evaluations to run."""
         return [EvaluateCheckpointConfig, EvaluatorConfig]
 
-    def _target(self) -> Path:
-        named = Path(self.args.run)
-        candidates = [named] if named.is_absolute() or "/" in self.args.run else []
-        candidates.append(self.spec.run_dir.parent / self.args.run)
-        for path in candidates:
-            if (path / "config.yaml").is_file():
-                return path
-        raise TheseusError(f"no run {self.args.run!r} (looked in {', '.join(str(p) for p in candidates)})")
+    def build_evaluator(self) -> Evaluator[Any]:
+        """:attr:`EVALUATOR` over the checkpoint of the run named by ``evaluate.run``, with this job's ``eval/*`` settings."""
+        spec = self.spec
+        target = TrainedRun.locate(self.args.run, spec.root, spec.project, spec.group)
+        return self.EVALUATOR.from_checkpoint(target.path, self.args.step, settings=configure(EvaluatorConfig))
 
     def run(self) -> None:
         """Restore the parameters, run the evaluations, write ``results/<key>.json``."""
-        target = self._target()
-        # this job's eval.* settings win over the ones the trained run was configured with
-        own = to_tree(current_config()).get("eval", {})
-        overrides = [f"eval.{key}={json.dumps(value)}" for key, value in flatten_tree(own).items()]
-        evaluator = EvaluateGPT.from_checkpoint(target, self.args.step, overrides=overrides)
+        evaluator = self.build_evaluator()
         scores = evaluator()
         if not scores:
             raise TheseusError("eval.evaluations is empty: name at least one evaluation to run")
