@@ -827,7 +827,10 @@ def export_checkpoint(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (a computing command first re-executes with the allocator tuned)."""
+    from theseus.base.tuning import reexec_tuned
+
+    reexec_tuned()
     theseus()
 
 

@@ -1,6 +1,7 @@
 """The loader: pure-function batches, disjoint processes, epochs, mixtures, masks, validation, errors."""
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -197,6 +198,20 @@ def test_prefetcher_matches_the_sampler_and_stops(counting):
     assert not failing._thread.is_alive()
 
 
+def test_prefetcher_places_each_batch_on_its_own_thread(counting):
+    sampler = BatchSampler(counting, batch_size=4, block_size=T, seed=4)
+    threads = []
+
+    def place(batch):
+        threads.append(threading.current_thread().name)
+        return {"doubled": batch["x"] * 2}
+
+    with Prefetcher(sampler, start_step=3, depth=2, place=place) as batches:
+        for step, placed in zip(range(3, 6), batches):
+            assert (placed["doubled"] == sampler.batch(step)["x"] * 2).all()
+    assert set(threads) == {"theseus-prefetch"}
+
+
 def test_reads_what_the_tokenize_job_wrote(tmp_path):
     glob, _ = write_corpus(tmp_path / "corpus", n=40)
     run_tokenize(
@@ -213,3 +228,18 @@ def test_reads_what_the_tokenize_job_wrote(tmp_path):
     batch = BatchSampler(ds, batch_size=4, block_size=32).batch(0)
     assert batch["x"].max() <= 256 and bytes(batch["x"][0][batch["x"][0] < 256].astype(np.uint8).tolist())
     assert len(BatchSampler(ds, batch_size=4, block_size=32).validation_batches(2)) == 2
+
+
+def test_small_permutations_take_a_faster_path_with_the_same_result(monkeypatch):
+    from theseus.data import permutation
+
+    rng = np.random.default_rng(0)
+    cases = []
+    for trial in range(300):
+        n = int(rng.integers(2, 10 ** int(rng.integers(1, 7))))
+        idx = rng.choice(n, size=int(rng.integers(1, min(n, 63) + 1)), replace=False)
+        cases.append((idx, n, (trial, "rows")))
+    fast = [permutation.permute(*case) for case in cases]
+    monkeypatch.setattr(permutation, "SMALL", 0)  # every size through NumPy
+    for case, got in zip(cases, fast):
+        np.testing.assert_array_equal(got, permutation.permute(*case))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -102,6 +104,53 @@ def test_remat_gives_the_same_gradients(unrolled) -> None:
         GPT(**TINY, remat="sometimes")
 
 
+def test_unrolled_layer_scan_matches_the_loop(unrolled) -> None:
+    _, params = unrolled
+    stacked = stack_layers(params, TINY["n_layers"])
+    idx = tokens()
+
+    def loss_and_grads(model: GPT) -> tuple[object, str]:
+        def loss(p: dict) -> jax.Array:
+            return model.token_loss(model.apply({"params": p}, idx), jnp.roll(idx, -1, axis=1))[0]
+
+        compiled = jax.jit(jax.value_and_grad(loss)).lower(stacked).compile()
+        return compiled(stacked), compiled.as_text()
+
+    (unrolled_out, unrolled_hlo), (looped_out, looped_hlo) = (
+        loss_and_grads(GPT(**TINY)), loss_and_grads(GPT(**TINY, scan_unroll=1))
+    )
+    assert GPT(**TINY).layers_per_iteration == 2 and GPT(**TINY, remat="full").layers_per_iteration == 1
+    assert GPT(**{**TINY, "n_layers": 12}).layers_per_iteration == 1  # deep: compile time flat in depth
+    assert GPT(**{**TINY, "n_layers": 12}, scan_unroll=12).layers_per_iteration == 12
+    assert " while(" not in unrolled_hlo and " while(" in looped_hlo
+    jax.tree_util.tree_map(lambda x, y: np.testing.assert_allclose(x, y, atol=1e-6, rtol=1e-5), unrolled_out, looped_out)
+
+
+def test_remat_recomputes_one_layer_at_a_time() -> None:
+    shape = {**TINY, "n_layers": 4, "block_size": 64}
+    idx = tokens(8, 64)
+
+    def temp_bytes(remat: str) -> int:
+        model = GPT(**shape, remat=remat)
+        params = jax.eval_shape(lambda: nn.meta.unbox(model.init(jax.random.key(0), idx)["params"]))
+        grad = jax.jit(jax.grad(lambda p: model.apply({"params": p}, idx).sum()))
+        return int(grad.lower(params).compile().memory_analysis().temp_size_in_bytes)
+
+    assert temp_bytes("full") < 0.5 * temp_bytes("none")
+
+
+def test_attention_implementations_give_the_same_logits(unrolled) -> None:
+    _, params = unrolled
+    idx = tokens()
+    models = {kind: GPT(**TINY, scan_layers=False, attention=kind) for kind in ("einsum", "xla")}
+    logits = {kind: jax.jit(model.apply)({"params": params}, idx) for kind, model in models.items()}
+    np.testing.assert_allclose(logits["einsum"], logits["xla"], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ConfigError, match="attention"):
+        GPT(**TINY, attention="flash")
+    with pytest.raises(ConfigError, match="scan_unroll"):
+        GPT(**TINY, scan_unroll=-1)
+
+
 def test_token_loss_matches_log_softmax_reference() -> None:
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(3, 5, 11)).astype(np.float32)
@@ -122,12 +171,17 @@ def test_token_loss_builds_no_one_hot() -> None:
     vocab = 4099  # a size no other array in the loss has
     logits = jnp.zeros((2, 3, vocab))
     targets = jnp.zeros((2, 3), jnp.int32)
-    jaxpr = jax.make_jaxpr(jax.grad(lambda x: Module.token_loss(x, targets)[0]))(logits)
+    jaxpr = jax.make_jaxpr(lambda x: Module.token_loss(x, targets)[0])(logits)
     for eqn in jaxpr.jaxpr.eqns:
         if eqn.primitive.name in ("eq", "iota", "convert_element_type"):
             for out in eqn.outvars:
                 shape = getattr(out.aval, "shape", ())
                 assert not (shape and shape[-1] == vocab and out.aval.dtype in (jnp.bool_, jnp.int32)), eqn
+    # the backward compares ids with the targets inside one fused pass: no mask is ever stored
+    hlo = jax.jit(jax.grad(lambda x: Module.token_loss(x, targets)[0])).lower(logits).compile().as_text()
+    entry = hlo[hlo.index("ENTRY"):]
+    stored = [line for line in entry.splitlines() if re.search(rf"(pred|s32)\[[0-9,]*{vocab}\]", line.split("=")[1] if "=" in line else "")]
+    assert not stored, stored
 
 
 def test_variants_run_and_lay_out_their_parameters() -> None:

@@ -1,6 +1,8 @@
-"""Layer building blocks: rotary positions, norms, fused projections, mesh-free sharding names."""
+"""Layer building blocks: rotary positions, norms, fused projections, attention implementations."""
 
 from __future__ import annotations
+
+import functools
 
 import flax.linen as nn
 import jax
@@ -8,7 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from theseus.model.axes import Axes
-from theseus.model.layers import Linear, Norm, apply_rope, rope_angles
+from theseus.model.layers import Linear, Norm, apply_rope, rope_angles, softmax_attention
+from theseus.model.layers.attention import resolve_attention, visible_keys
+from theseus.model.layers.linear import matmul
 
 
 def test_rope_scores_depend_only_on_relative_position() -> None:
@@ -53,3 +57,50 @@ def test_stacked_linear_equals_separate_projections() -> None:
     assert y.shape == (2, 4, 3, 6)
     for i in range(3):
         np.testing.assert_allclose(y[:, :, i], x @ params["kernel"][i] + params["bias"][i], rtol=1e-5, atol=1e-6)
+
+
+def test_einsum_attention_matches_jax_dot_product_attention() -> None:
+    rng = np.random.default_rng(0)
+    q, k, v = (jnp.asarray(rng.normal(size=(2, 12, 4, 8)), jnp.float32) for _ in range(3))
+    weights = jnp.asarray(rng.normal(size=(2, 12, 4, 8)), jnp.float32)
+    valid = jnp.asarray(np.arange(12)[None, :] >= np.array([[0], [5]]))  # row 1 is left-padded
+    allowed = visible_keys(valid, jnp.arange(12), jnp.arange(12))
+
+    def loss(attend, q, k, v):
+        return jnp.sum(attend(q, k, v) * weights)
+
+    cases = [
+        (softmax_attention, lambda q, k, v: jax.nn.dot_product_attention(q, k, v, is_causal=True)),
+        (
+            lambda q, k, v: softmax_attention(q, k, v, allowed),
+            lambda q, k, v: jax.nn.dot_product_attention(q, k, v, mask=allowed),
+        ),
+    ]
+    for ours, reference in cases:
+        np.testing.assert_allclose(ours(q, k, v), reference(q, k, v), atol=1e-6)
+        grads = jax.grad(functools.partial(loss, ours), argnums=(0, 1, 2))(q, k, v)
+        expected = jax.grad(functools.partial(loss, reference), argnums=(0, 1, 2))(q, k, v)
+        for got, want in zip(grads, expected):
+            np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_auto_attention_is_cudnn_only_on_gpus_in_half_precision() -> None:
+    assert resolve_attention("auto", jnp.bfloat16, "gpu") == "cudnn"
+    assert resolve_attention("auto", jnp.float16, "gpu") == "cudnn"
+    assert resolve_attention("auto", jnp.float32, "gpu") == "einsum"
+    assert resolve_attention("auto", jnp.bfloat16, "cpu") == "einsum"
+    assert resolve_attention("auto", jnp.bfloat16, "tpu") == "einsum"
+    assert resolve_attention("xla", jnp.float32, "gpu") == "xla"
+    assert resolve_attention("auto", jnp.float32) == "einsum"  # this machine
+
+
+def test_cpu_matmul_gradients_equal_the_plain_product() -> None:
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(6, 8)), jnp.float32)
+    for w_shape in ((8, 5), (8, 20), (8, 8)):  # tall, wide (a tied head), square
+        w = jnp.asarray(rng.normal(size=w_shape), jnp.float32)
+        out = jnp.asarray(rng.normal(size=(6, w_shape[1])), jnp.float32)
+        ours = jax.grad(lambda x, w, out=out: jnp.sum(matmul(x, w) * out), argnums=(0, 1))(x, w)
+        plain = jax.grad(lambda x, w, out=out: jnp.sum((x @ w) * out), argnums=(0, 1))(x, w)
+        for a, b in zip(ours, plain):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

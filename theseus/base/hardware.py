@@ -96,7 +96,7 @@ def peak_flops(
 
 
 @functools.cache
-def measure_gemm_flops(dtype: str = "float32", size: int = 2048, repeats: int = 5) -> float:
+def measure_gemm_flops(dtype: str = "float32", size: int = 2048, repeats: int = 3) -> float:
     """Best observed FLOP/s of a jitted ``size`` x ``size`` matmul on the default device."""
     a = jnp.ones((size, size), dtype=dtype)
     b = jnp.ones((size, size), dtype=dtype)

@@ -21,3 +21,12 @@ def is_primary() -> bool:
     import jax
 
     return bool(jax.process_index() == 0)
+
+
+def seconds_since_start() -> float:
+    """Wall-clock seconds since this process started (its ``exec``, interpreter start-up included)."""
+    import time
+
+    import psutil
+
+    return time.time() - psutil.Process().create_time()

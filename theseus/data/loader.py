@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -361,14 +361,26 @@ class BatchSampler:
 
 
 class Prefetcher:
-    """Batches ``start_step``, ``start_step + 1``, ... computed ahead on a thread (at most ``depth``)."""
+    """Batches ``start_step``, ``start_step + 1``, ... computed ahead on a thread (at most ``depth``).
 
-    def __init__(self, sampler: BatchSampler, start_step: int = 0, depth: int = 2) -> None:
+    ``place`` (optional) runs on the same thread on each batch before it is queued: the
+    trainer passes one that splits it into micro-batches and puts it on the devices, so
+    the training loop receives arrays already being transferred and never waits on it.
+    """
+
+    def __init__(
+        self,
+        sampler: BatchSampler,
+        start_step: int = 0,
+        depth: int = 2,
+        place: Callable[[Batch], Any] | None = None,
+    ) -> None:
         if depth < 1:
             raise ValueError(f"depth must be at least 1, got {depth}")
         self.sampler = sampler
         self.next_step = start_step
-        self._queue: queue.Queue[tuple[int, Batch | BaseException]] = queue.Queue(maxsize=depth)
+        self._place = place
+        self._queue: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._fill, args=(start_step,), name="theseus-prefetch", daemon=True
@@ -377,9 +389,11 @@ class Prefetcher:
 
     def _fill(self, step: int) -> None:
         while not self._stop.is_set():
-            item: Batch | BaseException
+            item: Any
             try:
                 item = self.sampler.batch(step)
+                if self._place is not None:
+                    item = self._place(item)
             except BaseException as exc:
                 item = exc
             while not self._stop.is_set():
@@ -392,10 +406,10 @@ class Prefetcher:
                 return
             step += 1
 
-    def __iter__(self) -> Iterator[Batch]:
+    def __iter__(self) -> Iterator[Any]:
         return self
 
-    def __next__(self) -> Batch:
+    def __next__(self) -> Any:
         if self._stop.is_set():
             raise StopIteration
         step, item = self._queue.get()

@@ -44,14 +44,45 @@ def _feistel(x: np.ndarray, half: int, round_keys: list[np.uint64]) -> np.ndarra
     return (left << np.uint64(half)) | right
 
 
+_MASK64 = (1 << 64) - 1
+SMALL = 64  # below this many indices, Python integers beat NumPy's per-call overhead
+
+
+def _mix_int(x: int) -> int:
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def _feistel_int(x: int, half: int, round_keys: list[int]) -> int:
+    mask = (1 << half) - 1
+    left, right = x >> half, x & mask
+    for k in round_keys:
+        left, right = right, left ^ (_mix_int(right ^ k) & mask)
+    return (left << half) | right
+
+
 def permute(indices: np.ndarray | Sequence[int], n: int, key: Sequence[int | str]) -> np.ndarray:
-    """The images of ``indices`` (each in ``range(n)``) under the permutation named by ``key``."""
+    """The images of ``indices`` (each in ``range(n)``) under the permutation named by ``key``.
+
+    Fewer than :data:`SMALL` indices (a batch's rows) are mapped with Python integers, the
+    same arithmetic modulo 2**64 without NumPy's per-call cost; the result is identical.
+    """
     x = np.asarray(indices, dtype=np.uint64).copy()
     if n <= 1:
         return np.zeros(x.shape, dtype=np.int64)
     if x.size and int(x.max()) >= n:
         raise ValueError(f"index {int(x.max())} is outside range({n})")
     half = max(1, ((n - 1).bit_length() + 1) // 2)
+    if x.size < SMALL:
+        keys = hash_ints(key, ROUNDS)
+        out = []
+        for value in x.tolist():
+            value = _feistel_int(value, half, keys)
+            while value >= n:  # cycle walking
+                value = _feistel_int(value, half, keys)
+            out.append(value)
+        return np.asarray(out, dtype=np.int64).reshape(x.shape)
     round_keys = [np.uint64(k) for k in hash_ints(key, ROUNDS)]
     bound = np.uint64(n)
     todo = np.ones(x.shape, dtype=bool)

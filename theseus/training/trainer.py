@@ -412,7 +412,15 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
         self.eval_step = make_eval_step(self.model, mesh=self.mesh, param_shardings=shardings.params)
         # the fixed validation set is placed on the devices once
         self.val_batches = [shard_batch(batch, self.mesh) for batch in self._fixed_val]
-        self.prefetcher = Prefetcher(self.sampler, start_step=self.start_step, depth=max(1, args.prefetch))
+        self.prefetcher = Prefetcher(
+            self.sampler, start_step=self.start_step, depth=max(1, args.prefetch), place=self._place_batch
+        )
+
+    def _place_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Split a host batch into micro-batches and start its transfer to the devices (prefetch thread)."""
+        from theseus.training.sharding import microbatches, shard_batch
+
+        return shard_batch(microbatches(batch, self.accum_steps), self.mesh)
 
     def initial_state(self, tx: optax.GradientTransformation, rng: Any) -> tuple[Any, Any]:
         """The state before the first step (a ``TrainState``) and its shardings, in the sharded layout.
@@ -469,14 +477,14 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
     def _loop(self) -> None:
         import jax
 
-        from theseus.base.hardware import peak_flops
+        from theseus.base.hardware import PeakFlops, peak_flops
+        from theseus.base.process import seconds_since_start
         from theseus.training.guard import NonFiniteGuard
-        from theseus.training.sharding import microbatches, shard_batch
 
         args: BaseTrainerConfig = self.args
         tokens_per_step = args.batch_size * self._block_size()
         flops_per_token = self.model.flops_per_token(self._block_size())  # None: unknown, no MFU
-        peak = peak_flops(configured=args.peak_flops, dtype=str(self.model.dtype))
+        peak: PeakFlops | None = None  # measured (on a CPU) at the first log step, not before the first step
         n_devices = jax.device_count()
         if self.start_step >= self.total_steps:
             log.info("already at step %d of %d", self.start_step, self.total_steps)
@@ -491,37 +499,37 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
         window_steps = 0
         data_wait = 0.0
         extra: dict[str, Any] = {}  # goes into the next record (the first step's compile time)
+        # between log steps the loop never waits for the devices: batches arrive already placed
+        # (the prefetch thread), the state is donated, and metrics and finite flags stay on the devices
         guard = NonFiniteGuard()
         if self.start_step < self.total_steps:
             self.progress.phase("compiling the training step")
         for step in range(self.start_step + 1, self.total_steps + 1):
             t0 = time.perf_counter()
-            batch = next(self.prefetcher)
+            device_batch = next(self.prefetcher)
             data_wait += time.perf_counter() - t0
-            device_batch = shard_batch(microbatches(batch, self.accum_steps), self.mesh)
             self.state, metrics = self.train_step(self.state, device_batch, self.dropout_key)
             guard.observe(metrics["finite"], step)
             if step == self.start_step + 1:  # the first step compiles: keep it out of the throughput
                 jax.block_until_ready(metrics)
                 extra["compile_time"] = time.perf_counter() - window_start
+                extra["startup_time"] = seconds_since_start()
                 window_start, data_wait = time.perf_counter(), 0.0
             else:
                 window_steps += 1
             last = step == self.total_steps
             validate = last or (args.val_every > 0 and step % args.val_every == 0)
             if step % args.log_every == 0 or last or validate:
-                fetched = jax.device_get(metrics)
-                elapsed = time.perf_counter() - window_start
                 record: dict[str, Any] = {
                     "step": step,
-                    "loss": float(fetched["loss"]),
-                    "lr": float(fetched["lr"]),
-                    "grad_norm": float(fetched["grad_norm"]),
+                    **self._fetch_metrics(metrics),
                     "tokens": step * tokens_per_step,
                     **extra,
                 }
+                elapsed = time.perf_counter() - window_start
                 extra.clear()
                 if window_steps:
+                    peak = peak or peak_flops(configured=args.peak_flops, dtype=str(self.model.dtype))
                     record.update(
                         step_time=elapsed / window_steps,
                         data_wait=data_wait / window_steps,
@@ -544,6 +552,14 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
                 self.save(step, self._checkpoint_tree(self.state), {"step": step, "seed": args.seed})
             if stop and not last:
                 raise Preempted(f"stopped after step {step}")
+
+    @staticmethod
+    def _fetch_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+        """The step's metrics as floats: the one place the loop waits for the devices (log steps only)."""
+        import jax
+
+        fetched = jax.device_get(metrics)
+        return {key: float(fetched[key]) for key in ("loss", "lr", "grad_norm")}
 
     def _stop_if_diverged(self, guard: Any) -> None:
         """Stop with one line when a step went non-finite, naming it and the newest (finite) checkpoint."""

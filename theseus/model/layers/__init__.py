@@ -1,6 +1,6 @@
 """Reusable layers: projections, norms, embeddings, rotary positions, attention, MLP, block."""
 
-from theseus.model.layers.attention import CausalSelfAttention
+from theseus.model.layers.attention import AttentionKind, CausalSelfAttention, softmax_attention
 from theseus.model.layers.block import TransformerBlock
 from theseus.model.layers.embedding import Embedding
 from theseus.model.layers.linear import Linear, logical_names
@@ -10,6 +10,7 @@ from theseus.model.layers.rope import apply_rope, rope_angles
 
 __all__ = [
     "MLP",
+    "AttentionKind",
     "CausalSelfAttention",
     "Embedding",
     "Linear",
@@ -20,4 +21,5 @@ __all__ = [
     "apply_rope",
     "logical_names",
     "rope_angles",
+    "softmax_attention",
 ]

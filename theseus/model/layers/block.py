@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from theseus.model.axes import Axes
-from theseus.model.layers.attention import CausalSelfAttention
+from theseus.model.layers.attention import AttentionKind, CausalSelfAttention
 from theseus.model.layers.mlp import MLP, MLPKind
 from theseus.model.layers.norm import Norm, NormKind
 
@@ -34,6 +34,7 @@ class TransformerBlock(nn.Module):
     out_std: float = 0.02
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
+    attention: AttentionKind = "auto"
 
     @nn.compact
     def __call__(
@@ -49,7 +50,7 @@ class TransformerBlock(nn.Module):
         attention = CausalSelfAttention(
             self.n_embd, self.n_head, self.n_embd // self.n_head, rope_theta=self.rope_theta,
             use_bias=self.use_bias, init_std=self.init_std, out_std=self.out_std, dtype=self.dtype,
-            param_dtype=self.param_dtype, name="attn",
+            param_dtype=self.param_dtype, implementation=self.attention, name="attn",
         )
         x = x + drop(attention(norm("attn_norm")(x), positions, mask, self.decode))
         mlp = MLP(

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from theseus.model.axes import Axes
-from theseus.model.layers.linear import logical_names, logical_param
+from theseus.model.layers.linear import logical_names, logical_param, matmul
 
 
 class Embedding(nn.Module):
@@ -34,5 +34,8 @@ class Embedding(nn.Module):
         """Scores ``x @ table.T`` in float32, shape ``[..., num]``."""
         table = self.embedding.astype(self.dtype)
         rows = x.reshape(-1, x.shape[-1]).astype(self.dtype)
-        scores = jnp.einsum("nd,vd->nv", rows, table, preferred_element_type=jnp.float32)
+        if table.dtype == jnp.float32:
+            scores = matmul(rows, table.T)  # see matmul: the [vocab, d] gradient is the costly one
+        else:
+            scores = jnp.einsum("nd,vd->nv", rows, table, preferred_element_type=jnp.float32)
         return scores.reshape(*x.shape[:-1], self.num)
