@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from jax._src.array import ArrayImpl
 
-from theseus.experiments.gpt import PretrainGPT
 from theseus.quick import quick
+from theseus.recipes.gpt import PretrainGPT
 from theseus.registry import JOBS
 
 MICRO = {
