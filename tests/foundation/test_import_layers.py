@@ -12,7 +12,8 @@ its reason; it is empty, and should stay so.
 Why each layer sits where it does, lowest first:
 
 0. ``theseus`` (the version) and ``errors``: everything raises :class:`TheseusError`.
-1. ``fsio`` (atomic writes) and ``names`` (safe run names): small helpers over errors.
+1. ``fsio`` (atomic writes), ``names`` (safe run names), ``interrupt`` (Ctrl-C handling) and
+   ``progress`` (the progress display): small helpers over errors.
 2. ``config`` (fields, schema, YAML), ``registry`` (name → class; built-in entries are
    imported by *name*, so the registry never imports what it lists) and ``request`` (the
    hardware section of a run YAML): what every job, model and tool is declared with.
@@ -29,8 +30,8 @@ Why each layer sits where it does, lowest first:
 9. ``inference``: generation, with a KV cache or by recomputation, from a model or a run.
 10. ``evaluation``: evaluations score a model through the generator and a run's checkpoint.
 11. ``training``: the loop; it hosts an evaluator at each validation.
-12. ``recipes``, ``experiments``, ``export``, ``quick``: the built-in and the user's jobs,
-    exporting a run, the notebook API — all built from the layers below.
+12. ``recipes``, ``experiments``, ``export``, ``quick``, ``keys``: the built-in and the user's
+    jobs, exporting a run, the notebook API, the key reference — all built from the layers below.
 13. ``dispatch``: sends a run YAML for a job to other machines.
 14. ``web``: the dashboard, which also lists submitted runs.
 15. ``cli``: the thin shell over everything.
@@ -48,7 +49,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "theseus"
 
 LAYERS: list[tuple[str, ...]] = [
     ("theseus", "theseus.errors"),
-    ("theseus.fsio", "theseus.names"),
+    ("theseus.fsio", "theseus.names", "theseus.interrupt", "theseus.progress"),
     ("theseus.config", "theseus.registry", "theseus.request"),
     ("theseus.base",),
     ("theseus.rundir",),
@@ -59,7 +60,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("theseus.inference",),
     ("theseus.evaluation",),
     ("theseus.training",),
-    ("theseus.recipes", "theseus.experiments", "theseus.export", "theseus.quick"),
+    ("theseus.recipes", "theseus.experiments", "theseus.export", "theseus.quick", "theseus.keys"),
     ("theseus.dispatch",),
     ("theseus.web",),
     ("theseus.cli",),

@@ -11,7 +11,7 @@ COUNTER = str(Path(__file__).with_name("counter_job.py"))
 
 #: what a run may change under it; everything else of gpt/train/pretrain is fixed
 PRETRAIN_CHANGEABLE = {
-    "architecture.remat",
+    "architecture.attention", "architecture.remat", "architecture.scan_unroll",
     "checkpoint.async_save", "checkpoint.every_steps", "checkpoint.keep_every", "checkpoint.keep_last",
     "eval.arc_easy.data_files", "eval.arc_easy.split", "eval.arithmetic.max_operand", "eval.arithmetic.n_examples",
     "eval.arithmetic.operations", "eval.arithmetic.seed", "eval.batch_size", "eval.context_length",

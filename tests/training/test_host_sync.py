@@ -19,7 +19,7 @@ MICRO = {
     "architecture.n_head": 2, "architecture.block_size": 8,
     "training.batch_size": 16, "training.per_device_batch_size": 1, "training.steps": 12,
     "training.log_every": 6, "training.val_every": 12, "training.val_batches": 1,
-    "training.peak_flops": 1e12, "checkpoint.every_steps": 0,
+    "training.peak_flops": 1e12, "checkpoint.every_steps": 1000,
 }
 
 

@@ -239,14 +239,16 @@ class BaseTrainer(RestoreableJob[ConfigT], Generic[ConfigT, ModelT]):
         with self.progress, _out_of_memory_in_one_line():
             self.progress.phase("creating the parameters and optimizer state")
             self._setup_state(*self._optimizer)
-            primary = jax.process_index() == 0
-            self.sink = MetricsSink(
-                self.run_dir, configure(LoggingConfig), primary=primary, run_name=self.spec.name
-            )
-            try:
-                self._loop()
+            try:  # the prefetch thread places batches on the devices: it must end before the process does
+                self.sink = MetricsSink(
+                    self.run_dir, configure(LoggingConfig), primary=jax.process_index() == 0,
+                    run_name=self.spec.name,
+                )
+                try:
+                    self._loop()
+                finally:
+                    self.sink.close()
             finally:
-                self.sink.close()
                 self.prefetcher.close()
 
     # ---- setup pieces

@@ -84,10 +84,12 @@ class GPT(Module):
         "architecture/scan_unroll", default=0,
         doc="layers per scan iteration; 0: all of them (no loop, faster steps) up to 8 layers without remat, else 1 "
         "(compile time flat in depth)",
+        changeable=True,
     )
     attention: AttentionKind = field(
         "architecture/attention", default="auto",
         doc="attention implementation: auto (cudnn on NVIDIA GPUs in bf16/fp16, else einsum), einsum, xla, cudnn",
+        changeable=True,
     )
     remat: RematPolicy = field(
         "architecture/remat", default="none",
