@@ -37,6 +37,7 @@ from theseus.fsio import (
     atomic_write_text,
     last_jsonl,
     read_json,
+    read_jsonl,
 )
 from theseus.names import check_name
 
@@ -221,15 +222,7 @@ class RunDirectory:
         """The records of config_history.jsonl, oldest first (a line torn by a crash is skipped)."""
         if not self.config_history_path.is_file():
             return []
-        out = []
-        for line in self.config_history_path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                out.append(record)
-        return out
+        return read_jsonl(self.config_history_path)
 
     def append_config_history(self, record: dict[str, Any]) -> None:
         """Append one config event (``event``, ``step``, ``time`` and what changed)."""

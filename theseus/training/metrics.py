@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -157,31 +158,26 @@ def mfu_fields(
     return {"mfu": flops_per_token * tokens_per_s / (peak.flops * n_devices), "mfu_peak_source": peak.source}
 
 
+#: how each figure of a metrics record reads in a progress line, in display order
+FIGURES: dict[str, Callable[[float], str]] = {
+    "loss": lambda v: f"loss {v:.4f}",
+    "val_loss": lambda v: f"val {v:.4f}",
+    "lr": lambda v: f"lr {v:.2e}",
+    "grad_norm": lambda v: f"gnorm {v:.2f}",
+    "tokens_per_s": lambda v: f"{v:,.0f} tok/s",
+    "mfu": lambda v: f"MFU {100 * v:.1f}%",
+}
+
+
+def _figures(record: dict[str, Any], keys: Iterable[str]) -> list[str]:
+    return [FIGURES[key](record[key]) for key in keys if key in record]
+
+
 def format_line(record: dict[str, Any], total_steps: int) -> str:
-    """A compact progress line: ``step 120/200 loss 2.31 val 2.40 lr 3e-4 1.2k tok/s MFU 12%``."""
-    parts = [f"step {record['step']}/{total_steps}"]
-    if "loss" in record:
-        parts.append(f"loss {record['loss']:.4f}")
-    if "val_loss" in record:
-        parts.append(f"val {record['val_loss']:.4f}")
-    if "lr" in record:
-        parts.append(f"lr {record['lr']:.2e}")
-    if "grad_norm" in record:
-        parts.append(f"gnorm {record['grad_norm']:.2f}")
-    if "tokens_per_s" in record:
-        parts.append(f"{record['tokens_per_s']:,.0f} tok/s")
-    if "mfu" in record:
-        parts.append(f"MFU {100 * record['mfu']:.1f}%")
-    return "  ".join(parts)
+    """A compact progress line: ``step 120/200  loss 2.3100  val 2.4000  lr 3.00e-04  1,234 tok/s  MFU 12.0%``."""
+    return "  ".join([f"step {record['step']}/{total_steps}", *_figures(record, FIGURES)])
 
 
 def format_figures(record: dict[str, Any]) -> str:
     """The few figures a progress display shows beside the count: ``loss 2.3100, val 2.4000, 1,234 tok/s``."""
-    parts = []
-    if "loss" in record:
-        parts.append(f"loss {record['loss']:.4f}")
-    if "val_loss" in record:
-        parts.append(f"val {record['val_loss']:.4f}")
-    if "tokens_per_s" in record:
-        parts.append(f"{record['tokens_per_s']:,.0f} tok/s")
-    return ", ".join(parts)
+    return ", ".join(_figures(record, ("loss", "val_loss", "tokens_per_s")))
