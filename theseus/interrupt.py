@@ -161,12 +161,24 @@ def attached(job: Stoppable, status: Finishable, name: str) -> Iterator[None]:
         return
     install()  # a library imported since may have replaced the handler
     with watcher.lock:
-        watcher.job, watcher.status, watcher.name = job, status, name
+        watcher.job, watcher.status, watcher.name, watcher.ended = job, status, name, False
     try:
         yield
     finally:
-        with watcher.lock:
-            watcher.job, watcher.status, watcher.ended = None, None, True
+        detach()
+
+
+def detach() -> None:
+    """From now on Ctrl-C is ignored: the job has ended and the caller records its own state.
+
+    Taken under the watcher's lock, so a Ctrl-C being handled at that moment finishes first
+    (and ends the process); one arriving later can no longer overwrite a recorded state.
+    """
+    watcher = _WATCHER
+    if watcher is None:
+        return
+    with watcher.lock:
+        watcher.job, watcher.status, watcher.ended = None, None, True
 
 
 def _to_log_files(message: str) -> None:

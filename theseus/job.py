@@ -677,12 +677,15 @@ def _execute(
     with _RunLog(run.log_path if primary else None), interrupt.attached(job_obj, status, spec.name):
         log.info("%s %s (job %s) in %s", "resuming" if resumed else "starting", spec.name, key, run.path)
         try:
-            with configuration(cfg):
-                job_obj._status = status
-                with _Signals(job_obj, linger=linger):
-                    job_obj.run()
-                    if isinstance(job_obj, CheckpointedJob):
-                        job_obj.close()
+            try:
+                with configuration(cfg):
+                    job_obj._status = status
+                    with _Signals(job_obj, linger=linger):
+                        job_obj.run()
+                        if isinstance(job_obj, CheckpointedJob):
+                            job_obj.close()
+            finally:
+                interrupt.detach()  # the job has ended: a late Ctrl-C changes neither its state nor the exit code
         except Preempted as exc:
             _close_quietly(job_obj)
             status.finish(state="preempted", ended_at=now(), error=str(exc) or None)
